@@ -1,0 +1,1 @@
+//! ws-handshake (under construction)

@@ -1,0 +1,1 @@
+//! ws-tokio (under construction)

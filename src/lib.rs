@@ -1,0 +1,11 @@
+//! `ws`: a layered WebSocket stack (RFC 6455, RFC 7692).
+//!
+//! This umbrella crate re-exports the layers so that `ws::connect` / `ws::serve` work out of the
+//! box; depend on a single layer (`ws-proto`, `ws-handshake`, ...) when you bring your own I/O.
+#![forbid(unsafe_code)]
+
+pub use ws_deflate as deflate;
+pub use ws_extensions as extensions;
+pub use ws_handshake as handshake;
+pub use ws_proto as proto;
+pub use ws_tokio::*;
