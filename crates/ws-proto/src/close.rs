@@ -99,7 +99,8 @@ impl CloseFrame {
                 if !code.is_sendable() {
                     return Err(ClosePayloadError::Protocol);
                 }
-                let reason = simdutf8::basic::from_utf8(reason).map_err(|_| ClosePayloadError::InvalidUtf8)?;
+                let reason =
+                    simdutf8::basic::from_utf8(reason).map_err(|_| ClosePayloadError::InvalidUtf8)?;
                 Ok(Some(Self { code, reason: reason.to_owned() }))
             }
         }
