@@ -31,6 +31,12 @@ pub trait Extension: Send + 'static {
     fn decode(&mut self, frame: &mut Frame, max_size: Option<usize>) -> Result<(), ExtensionError>;
 }
 
+impl fmt::Debug for dyn Extension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Extension({})", self.name())
+    }
+}
+
 /// Why an extension refused a frame. Each variant maps to the close code that ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

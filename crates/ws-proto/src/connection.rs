@@ -1,0 +1,547 @@
+//! The Sans-I/O connection: bytes in, events out; messages in, bytes out.
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::header::{FrameHeader, HeaderParse};
+use crate::mask::{MaskKeys, apply_mask};
+use crate::transmit::Transmit;
+use crate::utf8::Utf8Validator;
+use crate::{
+    CloseCode, CloseFrame, Extension, Frame, Message, OpCode, ProtocolError, Rsv, SendError, Utf8Bytes,
+};
+
+/// Which end of the connection this is: it decides who masks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Masks every frame it sends; refuses masked frames.
+    Client,
+    /// Refuses unmasked frames; closes the transport first.
+    Server,
+}
+
+/// Where the connection is in its life (RFC 6455 §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Messages flow both ways.
+    Open,
+    /// One close frame went one way; waiting for the other.
+    Closing,
+    /// Both close frames were exchanged, the connection failed, or the transport ended.
+    Closed,
+}
+
+/// Limits and behaviour of a [`Connection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted, as it is on the wire (`None`: unlimited).
+    /// Larger frames close the connection with 1009 before their payload is buffered.
+    pub max_frame_size: Option<usize>,
+    /// The largest message accepted, after extensions such as decompression (`None`: unlimited).
+    /// Larger messages close the connection with 1009.
+    pub max_message_size: Option<usize>,
+    /// Answer pings with pongs (only the latest ping of a burst is answered, as RFC 6455 §5.5.3
+    /// allows, so a ping flood cannot queue pongs without bound).
+    pub auto_pong: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { max_frame_size: Some(1 << 20), max_message_size: Some(1 << 20), auto_pong: true }
+    }
+}
+
+impl Config {
+    /// Sets both the frame and the message limit.
+    pub fn with_max_size(mut self, max: Option<usize>) -> Self {
+        self.max_frame_size = max;
+        self.max_message_size = max;
+        self
+    }
+
+    /// Sets the frame limit.
+    pub fn with_max_frame_size(mut self, max: Option<usize>) -> Self {
+        self.max_frame_size = max;
+        self
+    }
+
+    /// Sets the message limit.
+    pub fn with_max_message_size(mut self, max: Option<usize>) -> Self {
+        self.max_message_size = max;
+        self
+    }
+
+    /// Turns automatic pongs on or off.
+    pub fn with_auto_pong(mut self, on: bool) -> Self {
+        self.auto_pong = on;
+        self
+    }
+}
+
+/// What the peer sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A complete message.
+    Message(Message),
+    /// A ping (already answered if `auto_pong` is on).
+    Ping(Bytes),
+    /// A pong.
+    Pong(Bytes),
+    /// The peer's close frame (`None`: it carried no status code). Already answered.
+    Close(Option<CloseFrame>),
+}
+
+/// A message being reassembled from fragments.
+#[derive(Debug)]
+struct Incoming {
+    text: bool,
+    size: usize,
+}
+
+/// One WebSocket connection, without I/O.
+///
+/// Call order: feed received bytes with [`receive`](Self::receive) (or [`receive_eof`](Self::receive_eof)),
+/// then take [`next_event`](Self::next_event) until `None`; queue frames with the `send_*`
+/// methods; write out [`transmit`](Self::transmit) (a [`Buf`]) whenever it is not empty. When
+/// [`state`](Self::state) is [`State::Closed`], a server closes the transport and a client waits
+/// (with a timeout) for the server to close it.
+///
+/// ```
+/// use ws_proto::{Bytes, BytesMut, Buf, Config, Connection, Event, Message, Role};
+///
+/// let mut client = Connection::new(Role::Client, Config::default());
+/// let mut server = Connection::new(Role::Server, Config::default());
+/// client.send_text("hello").unwrap();
+///
+/// // Carry the client's bytes to the server.
+/// let out = client.transmit();
+/// let mut wire = BytesMut::from(out.copy_to_bytes(out.remaining()).as_ref());
+/// server.receive(&mut wire).unwrap();
+/// assert_eq!(server.next_event(), Some(Event::Message(Message::text("hello"))));
+/// ```
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    extensions: Vec<Box<dyn Extension>>,
+    /// The RSV bits the negotiated extensions own.
+    extension_rsv: Rsv,
+    masks: Option<MaskKeys>,
+    // Receiving.
+    incoming: Option<Incoming>,
+    fragments: BytesMut,
+    utf8: Utf8Validator,
+    events: VecDeque<Event>,
+    close_received: Option<Option<CloseFrame>>,
+    failure: Option<ProtocolError>,
+    // Sending.
+    out: Transmit,
+    pending_pong: Option<Bytes>,
+    sending_fragmented: bool,
+    close_sent: Option<Option<CloseFrame>>,
+}
+
+impl Connection {
+    /// A new open connection. A client seeds its masking keys from the OS once.
+    pub fn new(role: Role, config: Config) -> Self {
+        let masks = (role == Role::Client).then(MaskKeys::from_os);
+        Self {
+            role,
+            config,
+            state: State::Open,
+            extensions: Vec::new(),
+            extension_rsv: Rsv::NONE,
+            masks,
+            incoming: None,
+            fragments: BytesMut::new(),
+            utf8: Utf8Validator::default(),
+            events: VecDeque::new(),
+            close_received: None,
+            failure: None,
+            out: Transmit::default(),
+            pending_pong: None,
+            sending_fragmented: false,
+            close_sent: None,
+        }
+    }
+
+    /// Installs the negotiated extensions, in negotiated order (RSV conflicts are refused at
+    /// negotiation, in `ws-extensions`).
+    pub fn with_extensions(mut self, extensions: Vec<Box<dyn Extension>>) -> Self {
+        self.extension_rsv = extensions.iter().fold(Rsv::NONE, |bits, e| bits.union(e.rsv()));
+        self.extensions = extensions;
+        self
+    }
+
+    /// Replays masking keys from a seed (for reproducible tests and captures).
+    pub fn with_mask_seed(mut self, seed: [u8; 32]) -> Self {
+        if self.role == Role::Client {
+            self.masks = Some(MaskKeys::from_seed(seed));
+        }
+        self
+    }
+
+    /// Takes masking keys from `source` (a client only).
+    pub fn with_mask_source(mut self, source: impl FnMut() -> [u8; 4] + Send + 'static) -> Self {
+        if self.role == Role::Client {
+            self.masks = Some(MaskKeys::Custom(Box::new(source)));
+        }
+        self
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The lifecycle state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The negotiated extensions, in order.
+    pub fn extensions(&self) -> &[Box<dyn Extension>] {
+        &self.extensions
+    }
+
+    /// The close frame this end sent, once sent (`Some(None)`: a close without status).
+    pub fn close_sent(&self) -> Option<&Option<CloseFrame>> {
+        self.close_sent.as_ref()
+    }
+
+    /// The close frame the peer sent, once received.
+    pub fn close_received(&self) -> Option<&Option<CloseFrame>> {
+        self.close_received.as_ref()
+    }
+
+    /// The code the connection closed with, once [`State::Closed`]: the peer's code, 1005 if its
+    /// close frame had none, 1006 if the connection ended without a close frame from the peer.
+    pub fn close_code(&self) -> Option<CloseCode> {
+        if self.state != State::Closed {
+            return None;
+        }
+        Some(match &self.close_received {
+            Some(Some(frame)) => frame.code,
+            Some(None) => CloseCode::NO_STATUS,
+            None => CloseCode::ABNORMAL,
+        })
+    }
+
+    /// The peer's close reason, if it sent one.
+    pub fn close_reason(&self) -> Option<&str> {
+        match &self.close_received {
+            Some(Some(frame)) => Some(&frame.reason),
+            _ => None,
+        }
+    }
+
+    /// The protocol error that failed the connection, if any.
+    pub fn failure(&self) -> Option<&ProtocolError> {
+        self.failure.as_ref()
+    }
+
+    // ---- receiving ----
+
+    /// Consumes every complete frame at the start of `buf`, leaving a partial frame (and
+    /// reserving room for the rest of it). Payloads are split off `buf` without a copy and
+    /// unmasked in place.
+    ///
+    /// On a protocol error the connection fails: it queues a close frame with the error's code,
+    /// becomes [`State::Closed`], ignores all further input, and returns the error. Events
+    /// received before the error are still delivered.
+    pub fn receive(&mut self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
+        loop {
+            if self.close_received.is_some() || self.failure.is_some() {
+                // Nothing after a close frame or a failure is data (RFC 6455 §5.5.1).
+                buf.clear();
+                return Ok(());
+            }
+            let (header, header_len) = match FrameHeader::parse(buf) {
+                Ok(HeaderParse::Complete(header, len)) => (header, len),
+                Ok(HeaderParse::Incomplete(_)) => return Ok(()),
+                Err(e) => return Err(self.fail(e)),
+            };
+            if let Err(e) = self.check_header(&header) {
+                return Err(self.fail(e));
+            }
+            // check_header bounded the length by max_frame_size, or it fits in memory anyway.
+            let frame_len = header_len + usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+            if buf.len() < frame_len {
+                buf.reserve(frame_len - buf.len());
+                return Ok(());
+            }
+            let mut payload = buf.split_to(frame_len);
+            payload.advance(header_len);
+            if let Some(key) = header.mask {
+                apply_mask(&mut payload, key);
+            }
+            let frame = Frame {
+                fin: header.fin,
+                rsv: header.rsv,
+                opcode: header.opcode,
+                payload: payload.freeze(),
+                no_compress: false,
+            };
+            if let Err(e) = self.receive_frame(frame) {
+                return Err(self.fail(e));
+            }
+        }
+    }
+
+    /// The transport reached end of file. If the closing handshake was not complete, the
+    /// connection is closed abnormally (1006).
+    pub fn receive_eof(&mut self) {
+        self.state = State::Closed;
+    }
+
+    /// The next event, in the order the peer sent them.
+    pub fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// How many events are waiting (callers stop reading the transport above a high mark).
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
+        let unknown_rsv = header.rsv.difference(self.extension_rsv);
+        if !unknown_rsv.is_empty() {
+            return Err(ProtocolError::ReservedBits(unknown_rsv.bits()));
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if let Some(max) = self.config.max_frame_size {
+            if header.payload_len > max as u64 {
+                return Err(ProtocolError::FrameTooBig { size: header.payload_len, max });
+            }
+        }
+        if let (Some(max), true) = (self.config.max_message_size, header.opcode.is_data()) {
+            // Without extensions the wire size is the message size: refuse before buffering.
+            let so_far = self.incoming.as_ref().map_or(0, |m| m.size) as u64;
+            if self.extensions.is_empty() && so_far + header.payload_len > max as u64 {
+                return Err(ProtocolError::MessageTooBig { max });
+            }
+        }
+        Ok(())
+    }
+
+    fn receive_frame(&mut self, mut frame: Frame) -> Result<(), ProtocolError> {
+        if !self.extensions.is_empty() {
+            let budget = if frame.opcode.is_control() {
+                Some(125)
+            } else {
+                let so_far = self.incoming.as_ref().map_or(0, |m| m.size);
+                self.config.max_message_size.map(|max| max.saturating_sub(so_far))
+            };
+            for extension in self.extensions.iter_mut().rev() {
+                extension.decode(&mut frame, budget).map_err(ProtocolError::Extension)?;
+            }
+        }
+        match frame.opcode {
+            OpCode::Ping => {
+                if self.config.auto_pong && self.close_sent.is_none() {
+                    self.pending_pong = Some(frame.payload.clone());
+                }
+                self.events.push_back(Event::Ping(frame.payload));
+            }
+            OpCode::Pong => self.events.push_back(Event::Pong(frame.payload)),
+            OpCode::Close => self.receive_close(&frame.payload)?,
+            OpCode::Text | OpCode::Binary => {
+                if self.incoming.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                self.incoming = Some(Incoming { text: frame.opcode == OpCode::Text, size: 0 });
+                self.receive_data(frame)?;
+            }
+            OpCode::Continuation => {
+                if self.incoming.is_none() {
+                    return Err(ProtocolError::UnexpectedContinuation);
+                }
+                self.receive_data(frame)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn receive_data(&mut self, frame: Frame) -> Result<(), ProtocolError> {
+        let Some(incoming) = self.incoming.as_mut() else {
+            return Err(ProtocolError::UnexpectedContinuation);
+        };
+        let first = incoming.size == 0 && self.fragments.is_empty();
+        incoming.size += frame.payload.len();
+        if let Some(max) = self.config.max_message_size {
+            if incoming.size > max {
+                return Err(ProtocolError::MessageTooBig { max });
+            }
+        }
+        let text = incoming.text;
+        if text {
+            self.utf8.feed(&frame.payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        if !frame.fin {
+            self.fragments.extend_from_slice(&frame.payload);
+            return Ok(());
+        }
+        self.incoming = None;
+        let payload = if first {
+            frame.payload
+        } else {
+            self.fragments.extend_from_slice(&frame.payload);
+            self.fragments.split().freeze()
+        };
+        let message = if text {
+            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        };
+        self.events.push_back(Event::Message(message));
+        Ok(())
+    }
+
+    fn receive_close(&mut self, payload: &[u8]) -> Result<(), ProtocolError> {
+        let frame = CloseFrame::parse(payload).map_err(|e| match e {
+            crate::close::ClosePayloadError::Protocol => ProtocolError::InvalidClosePayload,
+            crate::close::ClosePayloadError::InvalidUtf8 => ProtocolError::InvalidUtf8,
+        })?;
+        self.close_received = Some(frame.clone());
+        if self.close_sent.is_none() {
+            // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
+            self.write_close(frame.clone());
+        }
+        self.state = State::Closed;
+        self.events.push_back(Event::Close(frame));
+        Ok(())
+    }
+
+    /// Fails the connection: one close frame with the error's code, then nothing.
+    fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        if self.close_sent.is_none() {
+            let reason = error.to_string();
+            self.write_close(Some(CloseFrame::new(error.close_code(), reason)));
+        }
+        self.state = State::Closed;
+        self.failure = Some(error.clone());
+        error
+    }
+
+    // ---- sending ----
+
+    /// Queues a whole message as one frame.
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        match message {
+            Message::Text(text) => self.send_frame(Frame::new(OpCode::Text, text.into_bytes(), true)),
+            Message::Binary(data) => self.send_frame(Frame::new(OpCode::Binary, data, true)),
+        }
+    }
+
+    /// Queues a text message.
+    pub fn send_text(&mut self, text: impl Into<Utf8Bytes>) -> Result<(), SendError> {
+        self.send(Message::Text(text.into()))
+    }
+
+    /// Queues a binary message.
+    pub fn send_binary(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send(Message::Binary(data.into()))
+    }
+
+    /// Queues one data frame: a whole message (`fin`), or one fragment of a message (first with
+    /// `Text`/`Binary`, then `Continuation`s, the last with `fin`). Set `frame.no_compress` to
+    /// keep a message out of any compression context. Control frames go through
+    /// [`send_ping`](Self::send_ping), [`send_pong`](Self::send_pong), [`close`](Self::close).
+    pub fn send_frame(&mut self, frame: Frame) -> Result<(), SendError> {
+        if self.close_sent.is_some() {
+            return Err(SendError::Closed);
+        }
+        match (frame.opcode, self.sending_fragmented) {
+            (OpCode::Text | OpCode::Binary, false) | (OpCode::Continuation, true) => {}
+            (OpCode::Ping | OpCode::Pong | OpCode::Close, _) => return Err(SendError::Fragmentation),
+            _ => return Err(SendError::Fragmentation),
+        }
+        self.sending_fragmented = !frame.fin;
+        self.write_frame(frame)
+    }
+
+    /// Queues a ping.
+    pub fn send_ping(&mut self, payload: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send_control(OpCode::Ping, payload.into())
+    }
+
+    /// Queues a pong (unsolicited pongs serve as unidirectional heartbeats).
+    pub fn send_pong(&mut self, payload: impl Into<Bytes>) -> Result<(), SendError> {
+        self.send_control(OpCode::Pong, payload.into())
+    }
+
+    /// Starts (or completes) the closing handshake. Nothing may be sent after it.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.close_sent.is_some() {
+            return Err(SendError::Closed);
+        }
+        if !code.is_sendable() {
+            return Err(SendError::InvalidCloseCode(code));
+        }
+        self.write_close(Some(CloseFrame::new(code, reason)));
+        Ok(())
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
+        if self.close_sent.is_some() {
+            return Err(SendError::Closed);
+        }
+        if payload.len() > 125 {
+            return Err(SendError::ControlFrameTooLong);
+        }
+        self.write_frame(Frame::new(opcode, payload, true))
+    }
+
+    fn write_close(&mut self, frame: Option<CloseFrame>) {
+        let payload = frame.as_ref().map_or_else(Bytes::new, CloseFrame::encode);
+        self.pending_pong = None;
+        // A close frame is never transformed by extensions in a way that can fail.
+        let _ = self.write_frame(Frame::new(OpCode::Close, payload, true));
+        self.close_sent = Some(frame);
+        self.state = if self.close_received.is_some() { State::Closed } else { State::Closing };
+    }
+
+    fn write_frame(&mut self, mut frame: Frame) -> Result<(), SendError> {
+        for extension in &mut self.extensions {
+            extension.encode(&mut frame).map_err(SendError::Extension)?;
+        }
+        let header = FrameHeader {
+            fin: frame.fin,
+            rsv: frame.rsv,
+            opcode: frame.opcode,
+            mask: self.masks.as_mut().map(MaskKeys::next_key),
+            payload_len: frame.payload.len() as u64,
+        };
+        self.out.push_frame(&header, frame.payload);
+        Ok(())
+    }
+
+    /// The bytes to write, as a [`Buf`] (use `chunks_vectored` for `writev`). Advance it by what
+    /// was written.
+    pub fn transmit(&mut self) -> &mut Transmit {
+        if let Some(payload) = self.pending_pong.take() {
+            let _ = self.write_frame(Frame::new(OpCode::Pong, payload, true));
+        }
+        &mut self.out
+    }
+
+    /// Whether bytes are waiting to be written.
+    pub fn wants_write(&self) -> bool {
+        !self.out.is_empty() || self.pending_pong.is_some()
+    }
+}
