@@ -1,0 +1,232 @@
+//! The negotiated extension: compresses outgoing messages, decompresses incoming ones.
+
+use std::fmt;
+
+use ws_extensions::{Extension, ExtensionError, Frame, OpCode, Rsv};
+
+use crate::codec::{Compressor, Decompressor};
+use crate::config::{ConfigError, check_level, check_mem_level, check_window_bits};
+
+/// The extension token.
+pub(crate) const NAME: &str = "permessage-deflate";
+
+/// The parameters one connection runs with, seen from this endpoint: "local" is what this
+/// endpoint compresses, "remote" what it decompresses.
+///
+/// The factories build it from the negotiated parameters; build it yourself only to run the
+/// extension outside a handshake (tests, benchmarks, a custom negotiation).
+///
+/// ```
+/// use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
+///
+/// let config = PerMessageDeflateConfig { local_max_window_bits: 12, ..Default::default() };
+/// let deflate = PerMessageDeflate::new(config)?;
+/// assert_eq!(deflate.config().local_max_window_bits, 12);
+/// # Ok::<(), ws_deflate::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PerMessageDeflateConfig {
+    /// Reset the compressor after every message (the peer asked us not to keep context).
+    pub local_no_context_takeover: bool,
+    /// The peer resets its compressor after every message.
+    pub remote_no_context_takeover: bool,
+    /// The LZ77 window this endpoint compresses with, 8–15 (8 is compressed with zlib's 9, whose
+    /// distances never exceed 250 bytes and therefore fit a 256-byte window).
+    pub local_max_window_bits: u8,
+    /// The LZ77 window the peer compresses with, 8–15.
+    pub remote_max_window_bits: u8,
+    /// zlib compression level, 0 (store) to 9 (best).
+    pub level: u8,
+    /// zlib memLevel, 1–9: memory for the compressor's match state, see the crate docs.
+    pub mem_level: u8,
+    /// Messages whose first frame is final and shorter than this many bytes are sent
+    /// uncompressed. `0` compresses everything.
+    pub compression_threshold: usize,
+}
+
+impl Default for PerMessageDeflateConfig {
+    /// No parameters negotiated: windows of 15 bits, context takeover both ways, level 6,
+    /// memLevel 5 and the default threshold.
+    fn default() -> Self {
+        Self {
+            local_no_context_takeover: false,
+            remote_no_context_takeover: false,
+            local_max_window_bits: 15,
+            remote_max_window_bits: 15,
+            level: crate::DEFAULT_LEVEL,
+            mem_level: crate::DEFAULT_MEM_LEVEL,
+            compression_threshold: crate::DEFAULT_COMPRESSION_THRESHOLD,
+        }
+    }
+}
+
+impl PerMessageDeflateConfig {
+    /// Checks every value is in range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_window_bits("local_max_window_bits", Some(self.local_max_window_bits))?;
+        check_window_bits("remote_max_window_bits", Some(self.remote_max_window_bits))?;
+        check_level(self.level)?;
+        check_mem_level(self.mem_level)
+    }
+}
+
+/// The state of the message being sent or received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Message {
+    /// Between messages.
+    Idle,
+    /// Inside a message that is (or was received) compressed.
+    Compressed,
+    /// Inside a message that passes through untouched.
+    Plain,
+}
+
+/// permessage-deflate (RFC 7692) for one connection.
+///
+/// Data messages are compressed whole: the first frame carries RSV1, every fragment is flushed
+/// with `Z_SYNC_FLUSH`, the final one loses its `00 00 ff ff` tail. Control frames pass untouched.
+/// A message is sent uncompressed (RSV1 clear) when the application set
+/// [`Frame::no_compress`] on its first frame, or when it fits in one frame shorter than
+/// [`compression_threshold`](PerMessageDeflateConfig::compression_threshold).
+///
+/// The zlib streams are created on first use, so a connection that never sends a compressed
+/// message never pays for a compressor, and reused for every message after that.
+///
+/// ```
+/// use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
+/// use ws_extensions::{Extension, Frame, OpCode, Rsv};
+///
+/// let config = PerMessageDeflateConfig { compression_threshold: 0, ..Default::default() };
+/// let mut sender = PerMessageDeflate::new(config)?;
+/// let mut receiver = PerMessageDeflate::new(config)?;
+///
+/// let mut frame = Frame::new(OpCode::Text, "Hello", true);
+/// sender.encode(&mut frame)?;
+/// assert_eq!(frame.rsv, Rsv::RSV1);
+/// assert_eq!(&frame.payload[..], b"\xf2\x48\xcd\xc9\xc9\x07\x00");
+///
+/// receiver.decode(&mut frame, Some(1024))?;
+/// assert_eq!(frame.rsv, Rsv::NONE);
+/// assert_eq!(&frame.payload[..], b"Hello");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PerMessageDeflate {
+    config: PerMessageDeflateConfig,
+    compressor: Option<Compressor>,
+    decompressor: Option<Decompressor>,
+    sending: Message,
+    receiving: Message,
+}
+
+impl fmt::Debug for PerMessageDeflate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PerMessageDeflate")
+            .field("config", &self.config)
+            .field("sending", &self.sending)
+            .field("receiving", &self.receiving)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PerMessageDeflate {
+    /// The extension for these parameters; fails if a value is out of range.
+    pub fn new(config: PerMessageDeflateConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self { config, compressor: None, decompressor: None, sending: Message::Idle, receiving: Message::Idle })
+    }
+
+    /// The parameters this connection runs with.
+    pub fn config(&self) -> &PerMessageDeflateConfig {
+        &self.config
+    }
+
+    fn compressor(&mut self) -> &mut Compressor {
+        let PerMessageDeflateConfig { local_max_window_bits, level, mem_level, .. } = self.config;
+        self.compressor.get_or_insert_with(|| Compressor::new(local_max_window_bits, level, mem_level))
+    }
+
+    fn decompressor(&mut self) -> &mut Decompressor {
+        let bits = self.config.remote_max_window_bits;
+        self.decompressor.get_or_insert_with(|| Decompressor::new(bits))
+    }
+}
+
+impl Extension for PerMessageDeflate {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn rsv(&self) -> Rsv {
+        Rsv::RSV1
+    }
+
+    fn encode(&mut self, frame: &mut Frame) -> Result<(), ExtensionError> {
+        if frame.opcode.is_control() {
+            return Ok(());
+        }
+        if frame.rsv.intersects(Rsv::RSV1) {
+            return Err(ExtensionError::Internal("outgoing frame already has RSV1 set".into()));
+        }
+        let compressed = match (frame.opcode, self.sending) {
+            (OpCode::Continuation, Message::Idle) => {
+                return Err(ExtensionError::Internal("continuation frame outside a message".into()));
+            }
+            (OpCode::Continuation, state) => state == Message::Compressed,
+            (_, Message::Idle) => {
+                let small = frame.fin && frame.payload.len() < self.config.compression_threshold;
+                let compressed = !frame.no_compress && !small;
+                if compressed {
+                    frame.rsv.set(Rsv::RSV1, true);
+                }
+                compressed
+            }
+            (_, _) => return Err(ExtensionError::Internal("new message before the previous one ended".into())),
+        };
+        if compressed {
+            frame.payload = self.compressor().compress(&frame.payload, frame.fin)?;
+        }
+        self.sending = match (frame.fin, compressed) {
+            (true, true) => {
+                if self.config.local_no_context_takeover {
+                    self.compressor().reset();
+                }
+                Message::Idle
+            }
+            (true, false) => Message::Idle,
+            (false, true) => Message::Compressed,
+            (false, false) => Message::Plain,
+        };
+        Ok(())
+    }
+
+    fn decode(&mut self, frame: &mut Frame, max_size: Option<usize>) -> Result<(), ExtensionError> {
+        let rsv1 = frame.rsv.contains(Rsv::RSV1);
+        if frame.opcode.is_control() {
+            if rsv1 {
+                return Err(ExtensionError::Protocol("RSV1 set on a control frame".into()));
+            }
+            return Ok(());
+        }
+        let compressed = if frame.opcode == OpCode::Continuation {
+            if rsv1 {
+                return Err(ExtensionError::Protocol("RSV1 set on a continuation frame".into()));
+            }
+            // A continuation outside a message is the connection's error to report.
+            self.receiving == Message::Compressed
+        } else {
+            frame.rsv.set(Rsv::RSV1, false);
+            rsv1
+        };
+        if compressed {
+            // The peer's no_context_takeover needs no reset here: a peer that keeps its promise
+            // never refers to earlier messages, so the history we keep is simply unused.
+            frame.payload = self.decompressor().decompress(&frame.payload, frame.fin, max_size)?;
+        }
+        self.receiving = match (frame.fin, compressed) {
+            (true, _) => Message::Idle,
+            (false, true) => Message::Compressed,
+            (false, false) => Message::Plain,
+        };
+        Ok(())
+    }
+}
