@@ -7,7 +7,7 @@
 const WebSocket = require('ws');
 const {
   SIZES, CLOSE_CODE, CLOSE_REASON, binaryPayload, textPayload, parseArgs, DEFLATE_SPEC,
-  deflateOption,
+  deflateOption, checkNegotiated,
 } = require('./common');
 
 const a = parseArgs(process.argv.slice(2), { timeout: 'int', ...DEFLATE_SPEC });
@@ -30,6 +30,8 @@ setTimeout(() => { summary.failures.push('error: timeout'); finish(2); },
   (a.timeout || 60) * 1000).unref();
 
 const ws = new WebSocket(uri, { perMessageDeflate: deflateOption(a), maxPayload: 64 << 20 });
+let extHeader = null;
+ws.on('upgrade', (res) => { extHeader = res.headers['sec-websocket-extensions'] || null; });
 // Incoming messages are queued; `next()` resolves with {data, isBinary}.
 const queue = []; const waiters = [];
 ws.on('message', (data, isBinary) => {
@@ -45,10 +47,9 @@ const send = (data, opts) => new Promise((res, rej) => ws.send(data, opts, (e) =
 
 ws.on('open', async () => {
   try {
-    const ext = ws.extensions || null;
-    summary.extensions = ext;
-    if (a['no-compression']) check(!ext, `unexpected extension negotiated: ${ext}`);
-    else check(ext && ext.includes('permessage-deflate'), `permessage-deflate not negotiated (got ${ext})`);
+    summary.extensions = extHeader;
+    const problems = checkNegotiated(extHeader, a);
+    check(problems.length === 0, problems.join('; '));
 
     for (const size of SIZES) {
       const t = textPayload(size);

@@ -63,7 +63,38 @@ function deflateOption(a) {
   return o;
 }
 
+// RFC 7692 checks of the server's response against what the client asked for:
+// a requested server_no_context_takeover must be echoed, a requested
+// server_max_window_bits=N must come back as M <= N. Returns a list of problems.
+function checkNegotiated(header, a) {
+  if (a['no-compression']) return header ? [`unexpected extension negotiated: ${header}`] : [];
+  if (!header || !header.includes('permessage-deflate')) {
+    return [`permessage-deflate not negotiated (got ${header})`];
+  }
+  const params = {};
+  for (const p of header.split(';').slice(1)) {
+    const [k, v] = p.trim().split('=');
+    params[k] = v === undefined ? true : v.replace(/"/g, '');
+  }
+  const problems = [];
+  if (a['server-no-context-takeover'] && !params.server_no_context_takeover) {
+    problems.push('server_no_context_takeover requested but not in response');
+  }
+  const want = a['server-max-window-bits'];
+  if (want) {
+    const got = parseInt(params.server_max_window_bits, 10);
+    if (!(got >= 8 && got <= want)) problems.push(`server_max_window_bits ${want} requested, response has ${params.server_max_window_bits}`);
+  }
+  const cwant = a['client-max-window-bits'];
+  if (params.client_max_window_bits !== undefined && cwant) {
+    const got = parseInt(params.client_max_window_bits, 10);
+    if (!(got >= 8 && got <= cwant)) problems.push(`client_max_window_bits ${cwant} offered, response has ${params.client_max_window_bits}`);
+  }
+  return problems;
+}
+
 module.exports = {
+  checkNegotiated,
   SIZES, CLOSE_CODE, CLOSE_REASON, binaryPayload, textPayload, parseArgs, DEFLATE_SPEC,
   deflateOption,
 };

@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from common import (CLOSE_CODE, CLOSE_REASON, SIZES, add_deflate_args, binary_payload,
-                    deflate_customized, text_payload)
+                    check_negotiated, deflate_customized, text_payload)
 
 
 def build_kwargs(a):
@@ -48,11 +48,8 @@ async def run(a, summary):
                        **build_kwargs(a)) as ws:
         ext = ws.response.headers.get("Sec-WebSocket-Extensions")
         summary["extensions"] = ext
-        if a.no_compression:
-            check(ext is None, f"unexpected extension negotiated: {ext}")
-        else:
-            check(ext is not None and "permessage-deflate" in ext,
-                  f"permessage-deflate not negotiated (got {ext!r})")
+        problems = check_negotiated(ext, a)
+        check(not problems, "; ".join(problems))
 
         for size in SIZES:
             t = text_payload(size)

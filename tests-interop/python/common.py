@@ -50,3 +50,33 @@ def deflate_customized(a) -> bool:
         or a.server_no_context_takeover
         or a.client_no_context_takeover
     )
+
+
+def check_negotiated(header, a):
+    """RFC 7692 checks of the server's response against the client's request.
+
+    A requested server_no_context_takeover must be echoed; a requested
+    server_max_window_bits=N must come back as M <= N. Returns a list of problems.
+    """
+    if a.no_compression:
+        return [f"unexpected extension negotiated: {header}"] if header else []
+    if not header or "permessage-deflate" not in header:
+        return [f"permessage-deflate not negotiated (got {header!r})"]
+    params = {}
+    for p in header.split(";")[1:]:
+        k, _, v = p.strip().partition("=")
+        params[k] = v.strip('"') if v else True
+    problems = []
+    if a.server_no_context_takeover and "server_no_context_takeover" not in params:
+        problems.append("server_no_context_takeover requested but not in response")
+    if a.server_max_window_bits:
+        got = params.get("server_max_window_bits")
+        if not (isinstance(got, str) and got.isdigit() and 8 <= int(got) <= a.server_max_window_bits):
+            problems.append(f"server_max_window_bits {a.server_max_window_bits} requested, "
+                            f"response has {got}")
+    if a.client_max_window_bits and "client_max_window_bits" in params:
+        got = params["client_max_window_bits"]
+        if not (isinstance(got, str) and got.isdigit() and 8 <= int(got) <= a.client_max_window_bits):
+            problems.append(f"client_max_window_bits {a.client_max_window_bits} offered, "
+                            f"response has {got}")
+    return problems

@@ -1,1 +1,86 @@
-fn main() {}
+//! Project automation for the ws workspace. Run `cargo xtask help`.
+
+mod autobahn;
+mod interop;
+mod util;
+
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use util::{Result, fmt_dur, say};
+
+const HELP: &str = "\
+usage: cargo xtask <task> [args]
+
+tasks:
+  ci        cargo test --workspace, then `interop`, then `autobahn` (quick profile)
+  autobahn  Autobahn|Testsuite, both roles  (cargo xtask autobahn --help)
+  interop   Python websockets / Node ws interop matrix  (cargo xtask interop --help)
+
+Caches: AUTOBAHN_HOME (default ~/.cache/ws-autobahn), WS_INTEROP_HOME (default
+~/.cache/ws-interop). Build output follows CARGO_TARGET_DIR / cargo config.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or(&[]);
+    let res = match args.first().map(String::as_str) {
+        Some("ci") => ci(rest),
+        Some("autobahn") => autobahn::run(rest),
+        Some("interop") => interop::run(rest),
+        None | Some("help" | "-h" | "--help") => {
+            println!("{HELP}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task `{other}`\n\n{HELP}")),
+    };
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cargo xtask ci`: every test the project has, each step timed.
+fn ci(args: &[String]) -> Result {
+    if let Some(a) = args.first() {
+        return Err(format!("`ci` takes no arguments (got `{a}`)"));
+    }
+    type Step = (&'static str, Box<dyn Fn() -> Result>);
+    let steps: Vec<Step> = vec![
+        (
+            "cargo test --workspace",
+            Box::new(|| {
+                util::step_status(
+                    Command::new(util::cargo()).args(["test", "--workspace"]).current_dir(util::root()),
+                    "cargo test --workspace",
+                )
+            }),
+        ),
+        ("cargo xtask interop", Box::new(|| interop::run(&[]))),
+        ("cargo xtask autobahn", Box::new(autobahn::run_quick)),
+    ];
+    let total = Instant::now();
+    let mut times: Vec<(&str, Duration, bool)> = vec![];
+    let mut first_err = None;
+    for (name, step) in &steps {
+        say(format!("\n##### ci: {name}"));
+        let t = Instant::now();
+        let r = step();
+        let ok = r.is_ok();
+        times.push((name, t.elapsed(), ok));
+        say(format!("##### ci: {name}: {} in {}", if ok { "ok" } else { "FAILED" }, fmt_dur(t.elapsed())));
+        if let Err(e) = r {
+            eprintln!("xtask: {name}: {e}");
+            first_err.get_or_insert(e);
+            // Keep going: the later steps' reports are useful even after a failure.
+        }
+    }
+    say("\n##### ci: timings");
+    for (name, d, ok) in &times {
+        say(format!("  {:<24} {:>8}  {}", name, fmt_dur(*d), if *ok { "ok" } else { "FAILED" }));
+    }
+    say(format!("  {:<24} {:>8}", "total", fmt_dur(total.elapsed())));
+    first_err.map_or(Ok(()), Err)
+}

@@ -1,0 +1,393 @@
+//! `cargo xtask interop`: our examples against Python `websockets` 17 and Node `ws` 8,
+//! over a permessage-deflate parameter matrix.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{self, Metadata, Result, Spawned, fmt_dur, say};
+
+const USAGE: &str = "\
+usage: cargo xtask interop [--peers-only] [--require-rust] [--only SUBSTR] [--out DIR]
+
+Installs the peers (tests-interop/setup.sh: Python websockets 17 into
+$WS_INTEROP_HOME/venv, Node ws 8 into $WS_INTEROP_HOME/node; default
+~/.cache/ws-interop), then for every deflate configuration of the matrix starts
+each echo server (Python, Node, our `echo_server` example) and runs each client
+of another implementation against it (Python, Node, our `interop_client` example).
+
+  --peers-only    only Python <-> Node (proves the harness without Rust examples)
+  --require-rust  fail if a Rust example is missing (default: skip it, with a warning)
+  --only SUBSTR   only runs whose name contains SUBSTR, e.g. `rust-server` or `w9`
+  --out DIR       logs (default <target-dir>/interop)";
+
+/// One row of the matrix: flags for the client and for the peer servers.
+struct Config {
+    name: &'static str,
+    client: &'static [&'static str],
+    server: &'static [&'static str],
+    /// Whether our echo_server can take part (it has no server-side deflate flags;
+    /// it must honour what the client offers).
+    rust_server: bool,
+}
+
+const MATRIX: &[Config] = &[
+    Config { name: "plain", client: &["--no-compression"], server: &["--no-compression"], rust_server: true },
+    Config { name: "deflate", client: &[], server: &[], rust_server: true },
+    Config {
+        name: "w9",
+        client: &["--server-max-window-bits", "9", "--client-max-window-bits", "9"],
+        server: &[],
+        rust_server: true,
+    },
+    Config {
+        name: "w12",
+        client: &["--server-max-window-bits", "12", "--client-max-window-bits", "12"],
+        server: &[],
+        rust_server: true,
+    },
+    Config {
+        name: "w15",
+        client: &["--server-max-window-bits", "15", "--client-max-window-bits", "15"],
+        server: &[],
+        rust_server: true,
+    },
+    Config {
+        name: "nct",
+        client: &["--server-no-context-takeover", "--client-no-context-takeover"],
+        server: &[],
+        rust_server: true,
+    },
+    Config {
+        name: "w9-nct",
+        client: &[
+            "--server-max-window-bits", "9", "--client-max-window-bits", "9",
+            "--server-no-context-takeover", "--client-no-context-takeover",
+        ],
+        server: &[],
+        rust_server: true,
+    },
+    // The server imposes parameters the client did not ask for (a client must accept
+    // server_max_window_bits / no_context_takeover in the response, and
+    // client_max_window_bits when it offered the parameter).
+    Config {
+        name: "server-imposes-w9-nct",
+        client: &[],
+        server: &[
+            "--server-max-window-bits", "9", "--client-max-window-bits", "9",
+            "--server-no-context-takeover", "--client-no-context-takeover",
+        ],
+        rust_server: false,
+    },
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Impl {
+    Python,
+    Node,
+    Rust,
+}
+
+impl Impl {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Python => "python",
+            Self::Node => "node",
+            Self::Rust => "rust",
+        }
+    }
+}
+
+struct Env {
+    venv_python: PathBuf,
+    node_path: PathBuf,
+    dir: PathBuf,
+    echo_server: Option<PathBuf>,
+    interop_client: Option<PathBuf>,
+}
+
+impl Env {
+    fn peer_dir() -> PathBuf {
+        util::root().join("tests-interop")
+    }
+
+    fn server_cmd(&self, imp: Impl, port: u16, cfg: &Config) -> Command {
+        let mut c = match imp {
+            Impl::Python => {
+                let mut c = Command::new(&self.venv_python);
+                c.arg(Self::peer_dir().join("python/server.py"));
+                c.args(["--port", &port.to_string()]).args(cfg.server);
+                c
+            }
+            Impl::Node => {
+                let mut c = Command::new("node");
+                c.arg(Self::peer_dir().join("node/server.js")).env("NODE_PATH", &self.node_path);
+                c.args(["--port", &port.to_string()]).args(cfg.server);
+                c
+            }
+            Impl::Rust => {
+                let mut c = Command::new(self.echo_server.as_ref().expect("checked"));
+                c.arg(format!("127.0.0.1:{port}"));
+                if cfg.name == "plain" {
+                    c.arg("--no-compression");
+                }
+                c
+            }
+        };
+        c.current_dir(util::root());
+        c
+    }
+
+    fn client_cmd(&self, imp: Impl, uri: &str, cfg: &Config) -> Command {
+        let mut c = match imp {
+            Impl::Python => {
+                let mut c = Command::new(&self.venv_python);
+                c.arg(Self::peer_dir().join("python/client.py"));
+                c
+            }
+            Impl::Node => {
+                let mut c = Command::new("node");
+                c.arg(Self::peer_dir().join("node/client.js")).env("NODE_PATH", &self.node_path);
+                c
+            }
+            Impl::Rust => Command::new(self.interop_client.as_ref().expect("checked")),
+        };
+        c.arg(uri).args(cfg.client).current_dir(util::root());
+        c
+    }
+}
+
+struct Outcome {
+    name: String,
+    ok: bool,
+    detail: String,
+    elapsed: Duration,
+}
+
+pub fn run(args: &[String]) -> Result {
+    let mut peers_only = false;
+    let mut require_rust = std::env::var_os("WS_CI_REQUIRE_EXAMPLES").is_some_and(|v| v == "1");
+    let mut only: Option<String> = None;
+    let mut out: Option<PathBuf> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--peers-only" => peers_only = true,
+            "--require-rust" => require_rust = true,
+            "--only" => only = Some(it.next().ok_or("--only needs a value")?.clone()),
+            "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a value")?)),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument `{other}`\n\n{USAGE}")),
+        }
+    }
+
+    let home = match std::env::var_os("WS_INTEROP_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => util::home()?.join(".cache").join("ws-interop"),
+    };
+    let t = Instant::now();
+    util::step_status(
+        Command::new("bash").arg(Env::peer_dir().join("setup.sh")).env("WS_INTEROP_HOME", &home),
+        "interop setup",
+    )?;
+    say(format!("interop: peers ready in {} ({})", home.display(), fmt_dur(t.elapsed())));
+
+    let meta = Metadata::load()?;
+    let mut env = Env {
+        venv_python: home.join("venv/bin/python"),
+        node_path: home.join("node/node_modules"),
+        dir: out.unwrap_or_else(|| meta.target_dir.join("interop")),
+        echo_server: None,
+        interop_client: None,
+    };
+    util::fresh_dir(&env.dir)?;
+
+    let mut skipped = vec![];
+    if !peers_only {
+        let mut build = vec![];
+        for ex in ["echo_server", "interop_client"] {
+            if meta.has_example(ex) {
+                build.push(ex);
+            } else if require_rust {
+                return Err(format!("example `{ex}` is missing (--require-rust / WS_CI_REQUIRE_EXAMPLES=1)"));
+            } else {
+                skipped.push(ex);
+            }
+        }
+        let t = Instant::now();
+        meta.build_examples(&build)?;
+        if build.contains(&"echo_server") {
+            env.echo_server = Some(meta.example_bin("echo_server"));
+        }
+        if build.contains(&"interop_client") {
+            env.interop_client = Some(meta.example_bin("interop_client"));
+        }
+        if !build.is_empty() {
+            say(format!("interop: built {} ({})", build.join(", "), fmt_dur(t.elapsed())));
+        }
+    }
+
+    let mut servers = vec![Impl::Python, Impl::Node];
+    let mut clients = vec![Impl::Python, Impl::Node];
+    if env.echo_server.is_some() {
+        servers.push(Impl::Rust);
+    }
+    if env.interop_client.is_some() {
+        clients.push(Impl::Rust);
+    }
+
+    let start = Instant::now();
+    let mut outcomes = vec![];
+    for cfg in MATRIX {
+        for &server in &servers {
+            if server == Impl::Rust && !cfg.rust_server {
+                continue;
+            }
+            let run_clients: Vec<Impl> = clients
+                .iter()
+                .copied()
+                .filter(|&c| c != server)
+                .filter(|&c| {
+                    let name = run_name(cfg, server, c);
+                    only.as_deref().is_none_or(|o| name.contains(o))
+                })
+                .collect();
+            if run_clients.is_empty() {
+                continue;
+            }
+            outcomes.extend(run_server(&env, cfg, server, &run_clients));
+        }
+    }
+
+    say("");
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok).collect();
+    for o in &outcomes {
+        say(format!(
+            "{:<4} {:<52} {:>7}  {}",
+            if o.ok { "ok" } else { "FAIL" },
+            o.name,
+            fmt_dur(o.elapsed),
+            o.detail
+        ));
+    }
+    for ex in &skipped {
+        say(format!(
+            "WARNING: example `{ex}` does not exist yet: its interop runs were SKIPPED \
+             (--require-rust or WS_CI_REQUIRE_EXAMPLES=1 makes this an error)"
+        ));
+    }
+    say(format!(
+        "interop: {} passed, {} failed ({}; logs in {})",
+        outcomes.len() - failed.len(),
+        failed.len(),
+        fmt_dur(start.elapsed()),
+        env.dir.display()
+    ));
+    if outcomes.is_empty() {
+        return Err("interop: no run selected".into());
+    }
+    if failed.is_empty() { Ok(()) } else { Err(format!("interop: {} run(s) failed", failed.len())) }
+}
+
+fn run_name(cfg: &Config, server: Impl, client: Impl) -> String {
+    format!("{}-client -> {}-server [{}]", client.name(), server.name(), cfg.name)
+}
+
+/// Start one echo server, run the clients against it one by one, check what the
+/// server saw (peer servers print a JSON line per closed connection).
+fn run_server(env: &Env, cfg: &Config, server: Impl, clients: &[Impl]) -> Vec<Outcome> {
+    let fail_all = |msg: String| {
+        clients
+            .iter()
+            .map(|&c| Outcome { name: run_name(cfg, server, c), ok: false, detail: msg.clone(), elapsed: Duration::ZERO })
+            .collect()
+    };
+    let port = match util::free_port() {
+        Ok(p) => p,
+        Err(e) => return fail_all(e),
+    };
+    let log = env.dir.join(format!("{}-server-{}.log", server.name(), cfg.name));
+    let mut srv = match Spawned::spawn(&format!("{}-server", server.name()), &mut env.server_cmd(server, port, cfg), &log) {
+        Ok(s) => s,
+        Err(e) => return fail_all(e),
+    };
+    if let Err(e) = util::wait_port(port, &mut srv, Duration::from_secs(30)) {
+        return fail_all(e);
+    }
+    let uri = format!("ws://127.0.0.1:{port}/");
+    let mut outcomes = vec![];
+    for (i, &client) in clients.iter().enumerate() {
+        let name = run_name(cfg, server, client);
+        let t = Instant::now();
+        let clog = env.dir.join(format!("{}-client-{}-server-{}.log", client.name(), server.name(), cfg.name));
+        let (ok, detail) = run_client(env, client, &uri, cfg, &clog);
+        let (ok, detail) = if ok && server != Impl::Rust {
+            // The peer server must have seen our close code; it logs one line per connection.
+            // (wait_port's probe connection logs nothing: it never completes a handshake.)
+            check_server_saw_close(&log, i + 1).map_or_else(|e| (false, e), |()| (true, detail))
+        } else {
+            (ok, detail)
+        };
+        outcomes.push(Outcome { name, ok, detail, elapsed: t.elapsed() });
+        if let Ok(Some(s)) = srv.try_wait() {
+            outcomes.last_mut().expect("pushed").detail += &format!("; server exited ({s})");
+            break;
+        }
+    }
+    srv.kill();
+    outcomes
+}
+
+fn run_client(env: &Env, client: Impl, uri: &str, cfg: &Config, log: &Path) -> (bool, String) {
+    let mut cmd = env.client_cmd(client, uri, cfg);
+    let mut child = match Spawned::spawn(&format!("{}-client", client.name()), &mut cmd, log) {
+        Ok(c) => c,
+        Err(e) => return (false, e),
+    };
+    let status = match child.wait_timeout(Duration::from_secs(90), Duration::from_secs(3600), || {}) {
+        Ok(Some(s)) => s,
+        Ok(None) => return (false, format!("client timed out; see {}", log.display())),
+        Err(e) => return (false, e),
+    };
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let summary = text.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object));
+    match summary {
+        Some(v) if status.success() && v["ok"] == true => {
+            let ext = v["extensions"].as_str().unwrap_or("-").to_owned();
+            (true, format!("ext: {ext}"))
+        }
+        Some(v) => (false, format!("{status}: {}", v["failures"])),
+        None => (false, format!("{status}, no JSON summary: {}", util::tail(log, 3))),
+    }
+}
+
+fn check_server_saw_close(log: &Path, nth: usize) -> Result {
+    // The server prints its line when the connection ends; allow it a moment.
+    let t = Instant::now();
+    loop {
+        let text = fs::read_to_string(log).unwrap_or_default();
+        let closed: Vec<Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == "closed")
+            .collect();
+        if closed.len() >= nth {
+            let v = &closed[nth - 1];
+            return if v["code"] == 4000 {
+                Ok(())
+            } else {
+                Err(format!("server saw close code {} (reason {}), expected 4000", v["code"], v["reason"]))
+            };
+        }
+        if t.elapsed() > Duration::from_secs(5) {
+            return Err(format!("server logged no close for connection {nth}; see {}", log.display()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
