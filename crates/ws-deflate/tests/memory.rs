@@ -1,0 +1,225 @@
+//! Memory measurements with a counting allocator: the per-connection table in the README, the
+//! zip-bomb allocation bound, and "no allocation per message".
+//!
+//! Print the table with `cargo test -p ws-deflate --test memory -- --nocapture`.
+
+// A `GlobalAlloc` needs `unsafe impl`, and nothing else measures what zlib-rs allocates inside.
+// The unsafe code is confined to this test file, which forwards every call to the system
+// allocator unchanged; the library itself forbids unsafe code.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
+use ws_extensions::{Bytes, Extension, ExtensionError, Frame, OpCode, Rsv};
+
+/// Counts, per thread so that tests running in parallel do not disturb each other.
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn record(delta: isize, alloc: bool) {
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + delta;
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+    if alloc {
+        let _ = ALLOCS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments, so the allocator
+// contract is `System`'s; the bookkeeping only touches const-initialised thread-locals, which
+// never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record(layout.size() as isize, true);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record(layout.size() as isize, true);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        record(-(layout.size() as isize), false);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record(new_size as isize - layout.size() as isize, true);
+        // SAFETY: forwarded unchanged.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns its result with the bytes it left allocated, its peak and its
+/// allocation count.
+fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, isize, usize) {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let allocs = ALLOCS.with(Cell::get);
+    let out = f();
+    let live = LIVE.with(Cell::get) - base;
+    let peak = PEAK.with(Cell::get) - base;
+    (out, live, peak, ALLOCS.with(Cell::get) - allocs)
+}
+
+fn json(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
+    let mut i = 0u32;
+    while out.len() < len {
+        i = i.wrapping_mul(2_654_435_761).wrapping_add(12345);
+        out.extend_from_slice(format!(r#"{{"id":{},"v":"{:x}","ok":{}}},"#, i % 9973, i, i % 3 == 0).as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn pair(bits: u8, mem_level: u8) -> (PerMessageDeflate, PerMessageDeflate) {
+    let config = PerMessageDeflateConfig {
+        local_max_window_bits: bits,
+        remote_max_window_bits: bits,
+        mem_level,
+        compression_threshold: 0,
+        ..Default::default()
+    };
+    (PerMessageDeflate::new(config).expect("config"), PerMessageDeflate::new(config).expect("config"))
+}
+
+/// Bytes one connection holds after sending one 1 KiB message and receiving one: its compressor,
+/// its decompressor and their reusable buffers.
+fn connection_bytes(bits: u8, mem_level: u8, message: &'static [u8]) -> isize {
+    let (mut ours, mut peer) = pair(bits, mem_level);
+    // The peer's message, compressed outside the measurement.
+    let mut incoming = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+    peer.encode(&mut incoming).expect("peer encode");
+    let (ours, live, _, _) = measure(move || {
+        let mut outgoing = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+        ours.encode(&mut outgoing).expect("encode");
+        drop(outgoing);
+        ours.decode(&mut incoming, None).expect("decode");
+        drop(incoming);
+        ours
+    });
+    // `ours` is still alive here: `live` is what it holds.
+    let size = std::mem::size_of_val(&ours) as isize;
+    drop(ours);
+    live + size
+}
+
+#[test]
+fn memory_per_connection_table() {
+    let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
+    let mut table = vec![];
+    for bits in 9..=15u8 {
+        let row: Vec<isize> = (1..=9u8).map(|ml| connection_bytes(bits, ml, message)).collect();
+        for pair in row.windows(2) {
+            assert!(pair[0] < pair[1], "memLevel must change memory: window {bits}: {row:?}");
+        }
+        table.push((bits, row));
+    }
+    for pair in table.windows(2) {
+        assert!(pair[0].1[4] < pair[1].1[4], "window bits must change memory");
+    }
+    // Window 8 is compressed with zlib's 9: same memory.
+    assert_eq!(connection_bytes(8, 5, message), table[0].1[4]);
+
+    println!("\n| window bits | {} |", (1..=9).map(|ml| format!("memLevel {ml}")).collect::<Vec<_>>().join(" | "));
+    println!("|---|{}", "---:|".repeat(9));
+    for (bits, row) in &table {
+        let cells: Vec<String> = row.iter().map(|b| format!("{:.1} KiB", *b as f64 / 1024.0)).collect();
+        println!("| {bits} | {} |", cells.join(" | "));
+    }
+    let (mut ours, mut peer) = pair(12, 5);
+    let mut incoming = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+    peer.encode(&mut incoming).expect("peer encode");
+    let (_, receive_only, _, _) = measure(|| ours.decode(&mut incoming, None).expect("decode"));
+    drop(incoming);
+    println!("\nof which the decompressor (any window, any memLevel): {receive_only} bytes");
+    let (mut ours, _) = pair(12, 5);
+    let (_, idle, _, _) = measure(|| {
+        let mut plain = Frame::new(OpCode::Text, "idle", true);
+        plain.no_compress = true;
+        ours.encode(&mut plain).expect("encode");
+    });
+    println!("\nnegotiated but idle (no compressed message yet): {idle} bytes beyond the struct");
+}
+
+/// A deflate stream that inflates to `gib` GiB of zeros, built without compressing that much:
+/// one sync-flushed block of 1 MiB of zeros, repeated.
+fn bomb(mib: usize) -> Bytes {
+    use flate2::{Compress, Compression, FlushCompress};
+    let mut compress = Compress::new_with_window_bits(Compression::new(9), false, 15);
+    let mut block = Vec::with_capacity(1 << 16);
+    compress.compress_vec(&vec![0u8; 1 << 20], &mut block, FlushCompress::Sync).expect("compress");
+    let mut out = block.repeat(mib);
+    out.truncate(out.len() - 4);
+    Bytes::from(out)
+}
+
+#[test]
+fn a_1_gib_bomb_never_allocates_more_than_max_size() {
+    let small = bomb(2);
+    let mut rx = pair(15, 8).0;
+    let mut frame = Frame::new(OpCode::Binary, small, true);
+    frame.rsv = Rsv::RSV1;
+    rx.decode(&mut frame, None).expect("the 2 MiB version inflates");
+    assert_eq!(frame.payload.len(), 2 << 20);
+    assert!(frame.payload.iter().all(|&b| b == 0));
+
+    let payload = bomb(1024);
+    let max_size = 1 << 20;
+    let mut rx = pair(15, 8).0;
+    let mut frame = Frame::new(OpCode::Binary, payload, true);
+    frame.rsv = Rsv::RSV1;
+    let (result, _, peak, _) = measure(|| rx.decode(&mut frame, Some(max_size)));
+    assert_eq!(result, Err(ExtensionError::TooBig));
+    // The output buffer is at most `max_size`; the rest is the inflate state (~40 KiB).
+    let state = 64 * 1024;
+    assert!(peak <= (max_size + state) as isize, "peak {peak} bytes");
+    println!("1 GiB bomb, max_size 1 MiB: peak {peak} bytes");
+}
+
+#[test]
+fn no_allocation_per_message_in_steady_state() {
+    let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
+    for no_context_takeover in [false, true] {
+        let config = PerMessageDeflateConfig {
+            local_no_context_takeover: no_context_takeover,
+            remote_no_context_takeover: no_context_takeover,
+            compression_threshold: 0,
+            ..Default::default()
+        };
+        let mut tx = PerMessageDeflate::new(config).expect("config");
+        let mut rx = PerMessageDeflate::new(config).expect("config");
+        let mut round_trip = || {
+            let mut frame = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+            tx.encode(&mut frame).expect("encode");
+            rx.decode(&mut frame, Some(1 << 20)).expect("decode");
+            assert_eq!(&frame.payload[..], message);
+        };
+        for _ in 0..10 {
+            round_trip();
+        }
+        let ((), _, _, allocs) = measure(|| {
+            for _ in 0..1000 {
+                round_trip();
+            }
+        });
+        assert_eq!(allocs, 0, "no_context_takeover={no_context_takeover}");
+    }
+}
