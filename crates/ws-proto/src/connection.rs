@@ -256,9 +256,18 @@ impl Connection {
     /// unmasked in place.
     ///
     /// On a protocol error the connection fails: it queues a close frame with the error's code,
-    /// becomes [`State::Closed`], ignores all further input, and returns the error. Events
-    /// received before the error are still delivered.
+    /// becomes [`State::Closed`], discards `buf` and all further input, and returns the error.
+    /// Events received before the error are still delivered.
     pub fn receive(&mut self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
+        let result = self.receive_frames(buf);
+        if result.is_err() {
+            // The rest is not data: leave nothing behind that looks like a pending frame.
+            buf.clear();
+        }
+        result
+    }
+
+    fn receive_frames(&mut self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
         loop {
             if self.close_received.is_some() || self.failure.is_some() {
                 // Nothing after a close frame or a failure is data (RFC 6455 §5.5.1).
