@@ -1,1 +1,115 @@
-fn main() {}
+//! Compress and decompress JSON-like text through `PerMessageDeflate`, with raw flate2 (same
+//! zlib-rs engine, same window and level) as the reference line.
+//!
+//! `cargo bench -p ws-deflate --bench deflate`
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
+use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
+use ws_extensions::{Bytes, Extension, Frame, OpCode, Rsv};
+
+fn json(len: usize) -> Vec<u8> {
+    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
+    let mut state = 42u64;
+    let mut out = Vec::with_capacity(len + 128);
+    while out.len() < len {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let n = (state >> 33) as usize;
+        let item = format!(
+            r#"{{"id":{},"user":"{}{}","score":{}.{},"tags":["{}","{}"],"active":{}}},"#,
+            n % 1_000_000,
+            words[n % 8],
+            n % 977,
+            n % 1000,
+            n % 97,
+            words[(n >> 3) % 8],
+            words[(n >> 6) % 8],
+            n % 2 == 0
+        );
+        out.extend_from_slice(item.as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Window 15, level 6, memLevel 8: what flate2 uses, so both lines do the same work. Context is
+/// reset per message on both sides so that every iteration compresses the same thing.
+fn config() -> PerMessageDeflateConfig {
+    PerMessageDeflateConfig {
+        local_no_context_takeover: true,
+        remote_no_context_takeover: true,
+        mem_level: 8,
+        compression_threshold: 0,
+        ..Default::default()
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let sizes = [("1KiB", 1 << 10), ("64KiB", 64 << 10), ("1MiB", 1 << 20)];
+
+    let mut group = c.benchmark_group("compress");
+    for (name, size) in sizes {
+        let data = Bytes::from(json(size));
+        group.throughput(Throughput::Bytes(size as u64));
+        let mut ext = PerMessageDeflate::new(config()).expect("config");
+        group.bench_with_input(BenchmarkId::new("ws-deflate", name), &data, |b, data| {
+            b.iter(|| {
+                let mut frame = Frame::new(OpCode::Text, data.clone(), true);
+                ext.encode(&mut frame).expect("encode");
+                black_box(frame.payload.len())
+            })
+        });
+        let mut compress = Compress::new_with_window_bits(Compression::new(6), false, 15);
+        let mut out = Vec::with_capacity(size + 1024);
+        group.bench_with_input(BenchmarkId::new("flate2", name), &data, |b, data| {
+            b.iter(|| {
+                out.clear();
+                compress.reset();
+                compress.compress_vec(data, &mut out, FlushCompress::Sync).expect("compress");
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("decompress");
+    for (name, size) in sizes {
+        let data = json(size);
+        let mut tx = PerMessageDeflate::new(config()).expect("config");
+        let mut frame = Frame::new(OpCode::Text, data.clone(), true);
+        tx.encode(&mut frame).expect("encode");
+        let compressed = frame.payload.clone();
+        let mut with_tail = compressed.to_vec();
+        with_tail.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        println!("{name}: {size} -> {} bytes", compressed.len());
+        group.throughput(Throughput::Bytes(size as u64));
+
+        let mut rx = PerMessageDeflate::new(config()).expect("config");
+        group.bench_with_input(BenchmarkId::new("ws-deflate", name), &compressed, |b, compressed| {
+            b.iter(|| {
+                let mut frame = Frame::new(OpCode::Text, compressed.clone(), true);
+                frame.rsv = Rsv::RSV1;
+                rx.decode(&mut frame, Some(usize::MAX)).expect("decode");
+                black_box(frame.payload.len())
+            })
+        });
+        let mut decompress = Decompress::new_with_window_bits(false, 15);
+        let mut out = Vec::with_capacity(size + 1024);
+        group.bench_with_input(BenchmarkId::new("flate2", name), &with_tail, |b, input| {
+            b.iter(|| {
+                out.clear();
+                decompress.reset(false);
+                decompress.decompress_vec(input, &mut out, FlushDecompress::Sync).expect("decompress");
+                black_box(out.len())
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(deflate, benches);
+criterion_main!(deflate);

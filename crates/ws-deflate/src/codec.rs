@@ -133,7 +133,11 @@ pub(crate) struct Decompressor {
 impl Decompressor {
     /// A raw inflate stream for a peer window of `window_bits` (8–15).
     pub(crate) fn new(window_bits: u8) -> Self {
-        Self { stream: Inflate::new(false, zlib_window_bits(window_bits)), buf: BytesMut::new(), ended: false }
+        Self {
+            stream: Inflate::new(false, zlib_window_bits(window_bits)),
+            buf: BytesMut::new(),
+            ended: false,
+        }
     }
 
     /// Decompresses one fragment; on the final one, the stripped tail is fed back first.
@@ -147,7 +151,8 @@ impl Decompressor {
     ) -> Result<Bytes, ExtensionError> {
         debug_assert!(self.buf.is_empty());
         let limit = max_size.unwrap_or(usize::MAX);
-        let result = self.feed(input, limit).and_then(|()| if fin { self.feed(&TAIL, limit) } else { Ok(()) });
+        let result =
+            self.feed(input, limit).and_then(|()| if fin { self.feed(&TAIL, limit) } else { Ok(()) });
         if let Err(err) = result {
             self.buf.clear();
             return Err(err);
@@ -193,7 +198,6 @@ impl Decompressor {
         }
         Ok(())
     }
-
 }
 
 /// One inflate call; returns the bytes consumed and produced.

@@ -132,7 +132,13 @@ impl PerMessageDeflate {
     /// The extension for these parameters; fails if a value is out of range.
     pub fn new(config: PerMessageDeflateConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self { config, compressor: None, decompressor: None, sending: Message::Idle, receiving: Message::Idle })
+        Ok(Self {
+            config,
+            compressor: None,
+            decompressor: None,
+            sending: Message::Idle,
+            receiving: Message::Idle,
+        })
     }
 
     /// The parameters this connection runs with.
@@ -180,7 +186,9 @@ impl Extension for PerMessageDeflate {
                 }
                 compressed
             }
-            (_, _) => return Err(ExtensionError::Internal("new message before the previous one ended".into())),
+            (_, _) => {
+                return Err(ExtensionError::Internal("new message before the previous one ended".into()));
+            }
         };
         if compressed {
             frame.payload = self.compressor().compress(&frame.payload, frame.fin)?;

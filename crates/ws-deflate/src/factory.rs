@@ -182,7 +182,8 @@ impl ClientExtensionFactory for ClientPerMessageDeflateFactory {
             (WindowParam::Bare, _) => 15,
         };
         build(PerMessageDeflateConfig {
-            local_no_context_takeover: response.client_no_context_takeover || offer.client_no_context_takeover,
+            local_no_context_takeover: response.client_no_context_takeover
+                || offer.client_no_context_takeover,
             remote_no_context_takeover: response.server_no_context_takeover,
             local_max_window_bits,
             remote_max_window_bits: response.server_max_window_bits.unwrap_or(15),
@@ -300,7 +301,9 @@ impl ServerExtensionFactory for ServerPerMessageDeflateFactory {
             }
             (WindowParam::Absent, _) | (WindowParam::Bare, None) => WindowParam::Absent,
             (WindowParam::Bare, Some(limit)) => WindowParam::Value(limit),
-            (WindowParam::Value(offered), limit) => WindowParam::Value(limit.map_or(offered, |l| l.min(offered))),
+            (WindowParam::Value(offered), limit) => {
+                WindowParam::Value(limit.map_or(offered, |l| l.min(offered)))
+            }
         };
         let response = Params {
             server_no_context_takeover: offer.server_no_context_takeover || self.server_no_context_takeover,

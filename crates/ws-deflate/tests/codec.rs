@@ -27,7 +27,8 @@ fn decode_one(ext: &mut PerMessageDeflate, payload: &[u8]) -> Result<Bytes, Exte
 
 /// Sends `message` through `tx` in fragments of `fragment` bytes and returns the frames.
 fn encode_message(tx: &mut PerMessageDeflate, message: &[u8], fragment: usize) -> Vec<Frame> {
-    let chunks: Vec<&[u8]> = if message.is_empty() { vec![&[][..]] } else { message.chunks(fragment).collect() };
+    let chunks: Vec<&[u8]> =
+        if message.is_empty() { vec![&[][..]] } else { message.chunks(fragment).collect() };
     let last = chunks.len() - 1;
     chunks
         .into_iter()
@@ -157,8 +158,10 @@ fn round_trips_at_every_window_size_and_takeover_mode() {
 fn context_takeover_shrinks_later_messages() {
     let message = json(2000, 3);
     let sizes = |no_context_takeover: bool| -> Vec<usize> {
-        let mut tx = ext(PerMessageDeflateConfig { local_no_context_takeover: no_context_takeover, ..config() });
-        let mut rx = ext(PerMessageDeflateConfig { remote_no_context_takeover: no_context_takeover, ..config() });
+        let mut tx =
+            ext(PerMessageDeflateConfig { local_no_context_takeover: no_context_takeover, ..config() });
+        let mut rx =
+            ext(PerMessageDeflateConfig { remote_no_context_takeover: no_context_takeover, ..config() });
         (0..100)
             .map(|_| {
                 let frames = encode_message(&mut tx, &message, usize::MAX);

@@ -83,7 +83,9 @@ fn json(len: usize) -> Vec<u8> {
     let mut i = 0u32;
     while out.len() < len {
         i = i.wrapping_mul(2_654_435_761).wrapping_add(12345);
-        out.extend_from_slice(format!(r#"{{"id":{},"v":"{:x}","ok":{}}},"#, i % 9973, i, i % 3 == 0).as_bytes());
+        out.extend_from_slice(
+            format!(r#"{{"id":{},"v":"{:x}","ok":{}}},"#, i % 9973, i, i % 3 == 0).as_bytes(),
+        );
     }
     out.truncate(len);
     out
@@ -138,7 +140,10 @@ fn memory_per_connection_table() {
     // Window 8 is compressed with zlib's 9: same memory.
     assert_eq!(connection_bytes(8, 5, message), table[0].1[4]);
 
-    println!("\n| window bits | {} |", (1..=9).map(|ml| format!("memLevel {ml}")).collect::<Vec<_>>().join(" | "));
+    println!(
+        "\n| window bits | {} |",
+        (1..=9).map(|ml| format!("memLevel {ml}")).collect::<Vec<_>>().join(" | ")
+    );
     println!("|---|{}", "---:|".repeat(9));
     for (bits, row) in &table {
         let cells: Vec<String> = row.iter().map(|b| format!("{:.1} KiB", *b as f64 / 1024.0)).collect();

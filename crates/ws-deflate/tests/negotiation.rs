@@ -6,13 +6,14 @@ use std::sync::Arc;
 use ws_deflate::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
 use ws_extensions::header::{parse_extensions, serialize_extensions};
 use ws_extensions::{
-    ClientExtensionFactory, Extension, ExtensionParam, Frame, OpCode, ServerExtensionFactory, negotiate_client,
-    negotiate_server,
+    ClientExtensionFactory, Extension, ExtensionParam, Frame, OpCode, ServerExtensionFactory,
+    negotiate_client, negotiate_server,
 };
 
 /// Parses `name=value; flag` parameter lists as they appear after `permessage-deflate;`.
 fn params(s: &str) -> Vec<ExtensionParam> {
-    let header = if s.is_empty() { "permessage-deflate".to_owned() } else { format!("permessage-deflate; {s}") };
+    let header =
+        if s.is_empty() { "permessage-deflate".to_owned() } else { format!("permessage-deflate; {s}") };
     let mut items = parse_extensions(&header).expect("valid header");
     items.remove(0).params
 }
@@ -147,7 +148,8 @@ fn each_parameter_through_a_full_negotiation() {
     for (client, server) in cases {
         let offers = client.request_params();
         assert_eq!(offers.len(), 1);
-        let (response, mut server_ext) = server.process_request_params(&offers[0], &[]).expect("server accepts");
+        let (response, mut server_ext) =
+            server.process_request_params(&offers[0], &[]).expect("server accepts");
         let mut client_ext = client.process_response_params(&response, &[]).expect("client accepts");
         talk(client_ext.as_mut(), server_ext.as_mut());
         talk(server_ext.as_mut(), client_ext.as_mut());
@@ -156,7 +158,8 @@ fn each_parameter_through_a_full_negotiation() {
 
 #[test]
 fn require_client_max_window_bits_declines_offers_without_it() {
-    let strict = ServerPerMessageDeflateFactory { require_client_max_window_bits: true, ..Default::default() };
+    let strict =
+        ServerPerMessageDeflateFactory { require_client_max_window_bits: true, ..Default::default() };
     assert_eq!(answer(&strict, ""), None);
     assert!(answer(&strict, "client_max_window_bits").is_some());
     let invalid = ServerPerMessageDeflateFactory {
@@ -219,11 +222,17 @@ fn client_rejects_responses_it_did_not_allow() {
         ..Default::default()
     };
     assert!(client_accepts(&asks, "server_no_context_takeover; server_max_window_bits=10"));
-    assert!(client_accepts(&asks, "server_no_context_takeover; server_max_window_bits=9; client_max_window_bits=8"));
+    assert!(client_accepts(
+        &asks,
+        "server_no_context_takeover; server_max_window_bits=9; client_max_window_bits=8"
+    ));
     assert!(!client_accepts(&asks, "server_max_window_bits=10"));
     assert!(!client_accepts(&asks, "server_no_context_takeover"));
     assert!(!client_accepts(&asks, "server_no_context_takeover; server_max_window_bits=11"));
-    assert!(!client_accepts(&asks, "server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=11"));
+    assert!(!client_accepts(
+        &asks,
+        "server_no_context_takeover; server_max_window_bits=10; client_max_window_bits=11"
+    ));
 }
 
 #[test]
@@ -239,10 +248,12 @@ fn a_second_permessage_deflate_is_refused() {
 #[test]
 fn invalid_factories_make_no_offer_and_decline() {
     for bits in [7u8, 16] {
-        let client = ClientPerMessageDeflateFactory { client_max_window_bits: Some(bits), ..Default::default() };
+        let client =
+            ClientPerMessageDeflateFactory { client_max_window_bits: Some(bits), ..Default::default() };
         assert!(client.validate().is_err());
         assert!(client.request_params().is_empty());
-        let server = ServerPerMessageDeflateFactory { server_max_window_bits: Some(bits), ..Default::default() };
+        let server =
+            ServerPerMessageDeflateFactory { server_max_window_bits: Some(bits), ..Default::default() };
         assert!(server.validate().is_err());
         assert_eq!(answer(&server, ""), None);
     }
@@ -270,7 +281,8 @@ fn multiple_offers_fall_back_like_autobahn_13_7() {
     );
 
     // A first offer the server cannot accept falls back to the next.
-    let strict = ServerPerMessageDeflateFactory { require_client_max_window_bits: true, ..Default::default() };
+    let strict =
+        ServerPerMessageDeflateFactory { require_client_max_window_bits: true, ..Default::default() };
     let header = "permessage-deflate; server_max_window_bits=20, permessage-deflate, \
                   permessage-deflate; client_max_window_bits";
     let offers = parse_extensions(header).expect("header");
@@ -283,7 +295,8 @@ fn multiple_offers_fall_back_like_autobahn_13_7() {
     );
 
     // The client side checks the response with its factories.
-    let clients: Vec<Arc<dyn ClientExtensionFactory>> = vec![Arc::new(ClientPerMessageDeflateFactory::default())];
+    let clients: Vec<Arc<dyn ClientExtensionFactory>> =
+        vec![Arc::new(ClientPerMessageDeflateFactory::default())];
     let accepted = negotiate_client(&clients, &response).expect("client accepts");
     assert_eq!(accepted.len(), 1);
 }
@@ -296,7 +309,8 @@ fn window_bits_8_is_accepted_and_works_both_ways() {
         ..Default::default()
     };
     let server = ServerPerMessageDeflateFactory::default();
-    let (response, mut server_ext) = server.process_request_params(&client.request_params()[0], &[]).expect("ok");
+    let (response, mut server_ext) =
+        server.process_request_params(&client.request_params()[0], &[]).expect("ok");
     assert_eq!(show(&response), "server_max_window_bits=8; client_max_window_bits=8");
     let mut client_ext = client.process_response_params(&response, &[]).expect("client accepts");
     talk(client_ext.as_mut(), server_ext.as_mut());

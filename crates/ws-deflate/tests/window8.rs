@@ -77,12 +77,15 @@ impl Code {
     }
 }
 
-const LEN_BASE: [u16; 29] =
-    [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258];
-const LEN_EXTRA: [u8; 29] = [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
+const LEN_BASE: [u16; 29] = [
+    3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195,
+    227, 258,
+];
+const LEN_EXTRA: [u8; 29] =
+    [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0];
 const DIST_BASE: [u16; 30] = [
-    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
-    6145, 8193, 12289, 16385, 24577,
+    1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025, 1537, 2049, 3073,
+    4097, 6145, 8193, 12289, 16385, 24577,
 ];
 const DIST_EXTRA: [u8; 30] =
     [0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13];
@@ -123,7 +126,8 @@ impl StrictInflater {
                     let hlit = bits.get(5)? as usize + 257;
                     let hdist = bits.get(5)? as usize + 1;
                     let hclen = bits.get(4)? as usize + 4;
-                    const ORDER: [usize; 19] = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
+                    const ORDER: [usize; 19] =
+                        [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15];
                     let mut code_lengths = [0u8; 19];
                     for &i in &ORDER[..hclen] {
                         code_lengths[i] = bits.get(3)? as u8;
@@ -187,7 +191,8 @@ fn corpus() -> Vec<Vec<u8>> {
             let mut msg = Vec::with_capacity(len + 64);
             while msg.len() < len {
                 let n = next();
-                let item = format!(r#"{{"k":"{}","v":{},"pad":"{}"}}"#, n % 50, n % 1000, "ab".repeat(n % 40));
+                let item =
+                    format!(r#"{{"k":"{}","v":{},"pad":"{}"}}"#, n % 50, n % 1000, "ab".repeat(n % 40));
                 msg.extend_from_slice(item.as_bytes());
             }
             msg.truncate(len);
@@ -219,7 +224,11 @@ fn window_8_output_fits_a_strict_256_byte_window_at_every_level() {
                 assert_eq!(&out, message, "level {level}, message {i}");
             }
             if level > 0 {
-                assert!(strict.max_distance > 128, "level {level}: matches were used ({})", strict.max_distance);
+                assert!(
+                    strict.max_distance > 128,
+                    "level {level}: matches were used ({})",
+                    strict.max_distance
+                );
             }
         }
     }
