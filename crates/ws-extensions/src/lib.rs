@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod factory;
+pub mod guide;
 pub mod header;
 mod negotiate;
 mod params;
