@@ -245,7 +245,13 @@ fn run_opts(o: &Opts) -> Result<Vec<RoleReport>> {
     let _ = fs::remove_file(&probe);
     say(format!(
         "autobahn: profile {} -> {} cases per role",
-        if o.cases.is_some() { "custom" } else if o.full { "full" } else { "quick" },
+        if o.cases.is_some() {
+            "custom"
+        } else if o.full {
+            "full"
+        } else {
+            "quick"
+        },
         expected.len()
     ));
 
@@ -271,9 +277,7 @@ fn run_opts(o: &Opts) -> Result<Vec<RoleReport>> {
         if !enabled {
             continue;
         }
-        let cmd = custom
-            .clone()
-            .unwrap_or_else(|| format!("{} {args}", meta.example_bin(example).display()));
+        let cmd = custom.clone().unwrap_or_else(|| format!("{} {args}", meta.example_bin(example).display()));
         jobs.push(Job {
             role,
             dir: out.join(role.name()),
@@ -301,7 +305,12 @@ fn run_opts(o: &Opts) -> Result<Vec<RoleReport>> {
 fn run_job(job: Job) -> RoleReport {
     let start = Instant::now();
     let role = job.role;
-    say(format!("autobahn[{}]: start, {} cases, reports in {}", role.name(), job.expected.len(), job.dir.display()));
+    say(format!(
+        "autobahn[{}]: start, {} cases, reports in {}",
+        role.name(),
+        job.expected.len(),
+        job.dir.display()
+    ));
     let res = match role {
         Role::Server => test_server(&job),
         Role::Client => test_client(&job),
@@ -326,7 +335,8 @@ fn test_server(job: &Job) -> Result {
     let port = util::free_port()?;
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = util::template_cmd(&job.cmd, &[("addr", &addr), ("port", &port.to_string())])?;
-    let mut server = Spawned::spawn("autobahn_server", cmd.current_dir(util::root()), &job.dir.join("server.log"))?;
+    let mut server =
+        Spawned::spawn("autobahn_server", cmd.current_dir(util::root()), &job.dir.join("server.log"))?;
     util::wait_port(port, &mut server, Duration::from_secs(30))?;
 
     let spec = json!({
@@ -386,7 +396,8 @@ fn test_client(job: &Job) -> Result {
     util::wait_port(port, &mut wstest, Duration::from_secs(60))?;
 
     let mut cmd = util::template_cmd(&job.cmd, &[("url", &url), ("agent", AGENT)])?;
-    let mut client = Spawned::spawn("autobahn_client", cmd.current_dir(util::root()), &job.dir.join("client.log"))?;
+    let mut client =
+        Spawned::spawn("autobahn_client", cmd.current_dir(util::root()), &job.dir.join("client.log"))?;
     let total = job.expected.len();
     let status = client.wait_timeout(job.timeout, PROGRESS_EVERY, || {
         say(format!("autobahn[client]: {}/{total} cases started", progress(&log)));
@@ -405,8 +416,12 @@ fn test_client(job: &Job) -> Result {
     }
     match status {
         None => Err(format!("autobahn_client timed out after {}", fmt_dur(job.timeout))),
-        Some(s) if !s.success() => Err(format!("autobahn_client failed ({s}):\n{}", util::tail(&client.log, 15))),
-        _ if !index.exists() => Err("autobahn_client finished but wstest wrote no index.json (updateReports missing?)".into()),
+        Some(s) if !s.success() => {
+            Err(format!("autobahn_client failed ({s}):\n{}", util::tail(&client.log, 15)))
+        }
+        _ if !index.exists() => {
+            Err("autobahn_client finished but wstest wrote no index.json (updateReports missing?)".into())
+        }
         _ => Ok(()),
     }
 }
@@ -508,8 +523,11 @@ fn print_report(r: &RoleReport) {
         say(line);
     }
     let fmt_counts = |m: &BTreeMap<String, usize>| {
-        let mut parts: Vec<String> = BEHAVIORS.iter().map(|b| format!("{b} {}", m.get(*b).copied().unwrap_or(0))).collect();
-        parts.extend(m.iter().filter(|(k, _)| !BEHAVIORS.contains(&k.as_str())).map(|(k, v)| format!("{k} {v}")));
+        let mut parts: Vec<String> =
+            BEHAVIORS.iter().map(|b| format!("{b} {}", m.get(*b).copied().unwrap_or(0))).collect();
+        parts.extend(
+            m.iter().filter(|(k, _)| !BEHAVIORS.contains(&k.as_str())).map(|(k, v)| format!("{k} {v}")),
+        );
         parts.join(", ")
     };
     say(format!("behavior:      {}", fmt_counts(&s.behavior)));
@@ -532,8 +550,5 @@ fn print_report(r: &RoleReport) {
         let shown: Vec<&str> = s.missing.iter().take(30).map(String::as_str).collect();
         say(format!("  missing: {}{}", shown.join(" "), if s.missing.len() > 30 { " ..." } else { "" }));
     }
-    say(format!(
-        "RESULT {role}: {}",
-        if r.passed() { "PASS" } else { "FAIL" }
-    ));
+    say(format!("RESULT {role}: {}", if r.passed() { "PASS" } else { "FAIL" }));
 }

@@ -64,8 +64,12 @@ const MATRIX: &[Config] = &[
     Config {
         name: "w9-nct",
         client: &[
-            "--server-max-window-bits", "9", "--client-max-window-bits", "9",
-            "--server-no-context-takeover", "--client-no-context-takeover",
+            "--server-max-window-bits",
+            "9",
+            "--client-max-window-bits",
+            "9",
+            "--server-no-context-takeover",
+            "--client-no-context-takeover",
         ],
         server: &[],
         rust_server: true,
@@ -77,8 +81,12 @@ const MATRIX: &[Config] = &[
         name: "server-imposes-w9-nct",
         client: &[],
         server: &[
-            "--server-max-window-bits", "9", "--client-max-window-bits", "9",
-            "--server-no-context-takeover", "--client-no-context-takeover",
+            "--server-max-window-bits",
+            "9",
+            "--client-max-window-bits",
+            "9",
+            "--server-no-context-takeover",
+            "--client-no-context-takeover",
         ],
         rust_server: false,
     },
@@ -305,7 +313,12 @@ fn run_server(env: &Env, cfg: &Config, server: Impl, clients: &[Impl]) -> Vec<Ou
     let fail_all = |msg: String| {
         clients
             .iter()
-            .map(|&c| Outcome { name: run_name(cfg, server, c), ok: false, detail: msg.clone(), elapsed: Duration::ZERO })
+            .map(|&c| Outcome {
+                name: run_name(cfg, server, c),
+                ok: false,
+                detail: msg.clone(),
+                elapsed: Duration::ZERO,
+            })
             .collect()
     };
     let port = match util::free_port() {
@@ -313,7 +326,11 @@ fn run_server(env: &Env, cfg: &Config, server: Impl, clients: &[Impl]) -> Vec<Ou
         Err(e) => return fail_all(e),
     };
     let log = env.dir.join(format!("{}-server-{}.log", server.name(), cfg.name));
-    let mut srv = match Spawned::spawn(&format!("{}-server", server.name()), &mut env.server_cmd(server, port, cfg), &log) {
+    let mut srv = match Spawned::spawn(
+        &format!("{}-server", server.name()),
+        &mut env.server_cmd(server, port, cfg),
+        &log,
+    ) {
         Ok(s) => s,
         Err(e) => return fail_all(e),
     };
@@ -325,7 +342,8 @@ fn run_server(env: &Env, cfg: &Config, server: Impl, clients: &[Impl]) -> Vec<Ou
     for (i, &client) in clients.iter().enumerate() {
         let name = run_name(cfg, server, client);
         let t = Instant::now();
-        let clog = env.dir.join(format!("{}-client-{}-server-{}.log", client.name(), server.name(), cfg.name));
+        let clog =
+            env.dir.join(format!("{}-client-{}-server-{}.log", client.name(), server.name(), cfg.name));
         let (ok, detail) = run_client(env, client, &uri, cfg, &clog);
         let (ok, detail) = if ok && server != Impl::Rust {
             // The peer server must have seen our close code; it logs one line per connection.
@@ -356,7 +374,8 @@ fn run_client(env: &Env, client: Impl, uri: &str, cfg: &Config, log: &Path) -> (
         Err(e) => return (false, e),
     };
     let text = fs::read_to_string(log).unwrap_or_default();
-    let summary = text.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object));
+    let summary =
+        text.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object));
     match summary {
         Some(v) if status.success() && v["ok"] == true => {
             let ext = v["extensions"].as_str().unwrap_or("-").to_owned();

@@ -241,9 +241,9 @@ pub fn say(msg: impl AsRef<str>) {
 
 /// Split a `--server-cmd` style template on whitespace and substitute `{key}`.
 pub fn template_cmd(template: &str, vars: &[(&str, &str)]) -> Result<Command> {
-    let mut parts = template.split_whitespace().map(|p| {
-        vars.iter().fold(p.to_owned(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v))
-    });
+    let mut parts = template
+        .split_whitespace()
+        .map(|p| vars.iter().fold(p.to_owned(), |acc, (k, v)| acc.replace(&format!("{{{k}}}"), v)));
     let prog = parts.next().ok_or("empty command template")?;
     let mut cmd = Command::new(prog);
     cmd.args(parts);
