@@ -43,7 +43,7 @@ fn config() -> PerMessageDeflateConfig {
         local_no_context_takeover: true,
         remote_no_context_takeover: true,
         mem_level: 8,
-        compression_threshold: 0,
+        compression_threshold: Some(0),
         ..Default::default()
     }
 }

@@ -42,7 +42,7 @@ fn main() {
             let config = PerMessageDeflateConfig {
                 local_no_context_takeover: no_context_takeover,
                 remote_no_context_takeover: no_context_takeover,
-                compression_threshold: 0,
+                compression_threshold: Some(0),
                 local_max_window_bits: 12,
                 remote_max_window_bits: 12,
                 ..Default::default()

@@ -40,13 +40,17 @@ pub struct PerMessageDeflateConfig {
     /// zlib memLevel, 1–9: memory for the compressor's match state, see the crate docs.
     pub mem_level: u8,
     /// Messages whose first frame is final and shorter than this many bytes are sent
-    /// uncompressed. `0` compresses everything.
-    pub compression_threshold: usize,
+    /// uncompressed; `Some(0)` compresses everything. `None` (the default) picks from
+    /// measurements: everything is compressed under context takeover, where even 16-byte
+    /// messages shrink about 4× thanks to the shared history, and messages under
+    /// [`NO_CONTEXT_TAKEOVER_THRESHOLD`](crate::NO_CONTEXT_TAKEOVER_THRESHOLD) bytes are sent
+    /// plain without it, where they would not shrink.
+    pub compression_threshold: Option<usize>,
 }
 
 impl Default for PerMessageDeflateConfig {
     /// No parameters negotiated: windows of 15 bits, context takeover both ways, level 6,
-    /// memLevel 5 and the default threshold.
+    /// memLevel 5 and the automatic threshold.
     fn default() -> Self {
         Self {
             local_no_context_takeover: false,
@@ -55,7 +59,7 @@ impl Default for PerMessageDeflateConfig {
             remote_max_window_bits: 15,
             level: crate::DEFAULT_LEVEL,
             mem_level: crate::DEFAULT_MEM_LEVEL,
-            compression_threshold: crate::DEFAULT_COMPRESSION_THRESHOLD,
+            compression_threshold: None,
         }
     }
 }
@@ -96,7 +100,7 @@ enum Message {
 /// use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 /// use ws_extensions::{Extension, Frame, OpCode, Rsv};
 ///
-/// let config = PerMessageDeflateConfig { compression_threshold: 0, ..Default::default() };
+/// let config = PerMessageDeflateConfig { compression_threshold: Some(0), ..Default::default() };
 /// let mut sender = PerMessageDeflate::new(config)?;
 /// let mut receiver = PerMessageDeflate::new(config)?;
 ///
@@ -179,7 +183,13 @@ impl Extension for PerMessageDeflate {
             }
             (OpCode::Continuation, state) => state == Message::Compressed,
             (_, Message::Idle) => {
-                let small = frame.fin && frame.payload.len() < self.config.compression_threshold;
+                let threshold = self.config.compression_threshold.unwrap_or(
+                    match self.config.local_no_context_takeover {
+                        true => crate::NO_CONTEXT_TAKEOVER_THRESHOLD,
+                        false => 0,
+                    },
+                );
+                let small = frame.fin && frame.payload.len() < threshold;
                 let compressed = !frame.no_compress && !small;
                 if compressed {
                     frame.rsv.set(Rsv::RSV1, true);

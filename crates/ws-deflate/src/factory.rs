@@ -7,7 +7,7 @@ use ws_extensions::{
 use crate::config::{ConfigError, check_level, check_mem_level, check_window_bits};
 use crate::extension::{NAME, PerMessageDeflate, PerMessageDeflateConfig};
 use crate::params::{self, Params, Side, WindowParam};
-use crate::{DEFAULT_COMPRESSION_THRESHOLD, DEFAULT_LEVEL, DEFAULT_MEM_LEVEL};
+use crate::{DEFAULT_LEVEL, DEFAULT_MEM_LEVEL};
 
 /// Refuses to stack a second permessage-deflate, or to share RSV1 with another extension.
 fn check_accepted(accepted: &[Box<dyn Extension>]) -> Result<(), NegotiationError> {
@@ -84,8 +84,9 @@ pub struct ClientPerMessageDeflateFactory {
     pub level: u8,
     /// zlib memLevel, 1–9: compressor memory, see the crate docs.
     pub mem_level: u8,
-    /// Single-frame messages shorter than this are sent uncompressed.
-    pub compression_threshold: usize,
+    /// Single-frame messages shorter than this are sent uncompressed; `None` decides from
+    /// context takeover, see [`PerMessageDeflateConfig::compression_threshold`].
+    pub compression_threshold: Option<usize>,
 }
 
 impl Default for ClientPerMessageDeflateFactory {
@@ -98,7 +99,7 @@ impl Default for ClientPerMessageDeflateFactory {
             offer_client_max_window_bits: true,
             level: DEFAULT_LEVEL,
             mem_level: DEFAULT_MEM_LEVEL,
-            compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
+            compression_threshold: None,
         }
     }
 }
@@ -242,8 +243,9 @@ pub struct ServerPerMessageDeflateFactory {
     pub level: u8,
     /// zlib memLevel, 1–9: compressor memory, see the crate docs.
     pub mem_level: u8,
-    /// Single-frame messages shorter than this are sent uncompressed.
-    pub compression_threshold: usize,
+    /// Single-frame messages shorter than this are sent uncompressed; `None` decides from
+    /// context takeover, see [`PerMessageDeflateConfig::compression_threshold`].
+    pub compression_threshold: Option<usize>,
 }
 
 impl Default for ServerPerMessageDeflateFactory {
@@ -256,7 +258,7 @@ impl Default for ServerPerMessageDeflateFactory {
             require_client_max_window_bits: false,
             level: DEFAULT_LEVEL,
             mem_level: DEFAULT_MEM_LEVEL,
-            compression_threshold: DEFAULT_COMPRESSION_THRESHOLD,
+            compression_threshold: None,
         }
     }
 }

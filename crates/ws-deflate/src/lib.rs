@@ -17,5 +17,7 @@ pub use factory::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory
 pub const DEFAULT_LEVEL: u8 = 6;
 /// The default zlib memLevel, as in Python `websockets`.
 pub const DEFAULT_MEM_LEVEL: u8 = 5;
-/// The default [`compression_threshold`](PerMessageDeflateConfig::compression_threshold).
-pub const DEFAULT_COMPRESSION_THRESHOLD: usize = 0;
+/// Without context takeover, single-frame messages shorter than this are sent uncompressed by
+/// default: measured on JSON-like messages, 16- and 32-byte messages grow when compressed alone
+/// (×1.12, ×1.06) and 64-byte ones barely shrink (×0.84).
+pub const NO_CONTEXT_TAKEOVER_THRESHOLD: usize = 64;

@@ -5,7 +5,7 @@ use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 use ws_extensions::{Bytes, Extension, ExtensionError, Frame, OpCode, Rsv};
 
 fn config() -> PerMessageDeflateConfig {
-    PerMessageDeflateConfig { compression_threshold: 0, ..Default::default() }
+    PerMessageDeflateConfig { compression_threshold: Some(0), ..Default::default() }
 }
 
 fn ext(config: PerMessageDeflateConfig) -> PerMessageDeflate {
@@ -236,7 +236,7 @@ fn uncompressed_messages_pass_through() {
 
 #[test]
 fn no_compress_and_threshold_send_plain_messages() {
-    let mut tx = ext(PerMessageDeflateConfig { compression_threshold: 64, ..config() });
+    let mut tx = ext(PerMessageDeflateConfig { compression_threshold: Some(64), ..config() });
     let mut rx = ext(config());
     // Below the threshold.
     let mut small = Frame::new(OpCode::Text, "short", true);
@@ -351,4 +351,22 @@ fn invalid_configs_are_refused() {
     ] {
         assert!(PerMessageDeflate::new(config).is_err(), "{config:?}");
     }
+}
+
+#[test]
+fn the_automatic_threshold_depends_on_context_takeover() {
+    let auto = PerMessageDeflateConfig::default();
+    assert_eq!(auto.compression_threshold, None);
+    let mut takeover = ext(auto);
+    let mut fresh = ext(PerMessageDeflateConfig { local_no_context_takeover: true, ..auto });
+    let small = "x".repeat(ws_deflate::NO_CONTEXT_TAKEOVER_THRESHOLD - 1);
+    let mut frame = Frame::new(OpCode::Text, small.clone(), true);
+    takeover.encode(&mut frame).expect("encode");
+    assert_eq!(frame.rsv, Rsv::RSV1);
+    let mut frame = Frame::new(OpCode::Text, small, true);
+    fresh.encode(&mut frame).expect("encode");
+    assert_eq!(frame.rsv, Rsv::NONE);
+    let mut frame = Frame::new(OpCode::Text, "x".repeat(ws_deflate::NO_CONTEXT_TAKEOVER_THRESHOLD), true);
+    fresh.encode(&mut frame).expect("encode");
+    assert_eq!(frame.rsv, Rsv::RSV1);
 }

@@ -96,7 +96,7 @@ fn pair(bits: u8, mem_level: u8) -> (PerMessageDeflate, PerMessageDeflate) {
         local_max_window_bits: bits,
         remote_max_window_bits: bits,
         mem_level,
-        compression_threshold: 0,
+        compression_threshold: Some(0),
         ..Default::default()
     };
     (PerMessageDeflate::new(config).expect("config"), PerMessageDeflate::new(config).expect("config"))
@@ -206,7 +206,7 @@ fn no_allocation_per_message_in_steady_state() {
         let config = PerMessageDeflateConfig {
             local_no_context_takeover: no_context_takeover,
             remote_no_context_takeover: no_context_takeover,
-            compression_threshold: 0,
+            compression_threshold: Some(0),
             ..Default::default()
         };
         let mut tx = PerMessageDeflate::new(config).expect("config");

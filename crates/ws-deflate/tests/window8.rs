@@ -210,7 +210,7 @@ fn window_8_output_fits_a_strict_256_byte_window_at_every_level() {
                 local_max_window_bits: 8,
                 local_no_context_takeover: no_context_takeover,
                 level,
-                compression_threshold: 0,
+                compression_threshold: Some(0),
                 ..Default::default()
             };
             let mut tx = PerMessageDeflate::new(config).expect("config");
@@ -237,7 +237,7 @@ fn window_8_output_fits_a_strict_256_byte_window_at_every_level() {
 #[test]
 fn the_strict_decoder_does_refuse_far_distances() {
     // Sanity check of the checker: window-15 output of repeated 1000-byte records has far matches.
-    let config = PerMessageDeflateConfig { compression_threshold: 0, ..Default::default() };
+    let config = PerMessageDeflateConfig { compression_threshold: Some(0), ..Default::default() };
     let mut tx = PerMessageDeflate::new(config).expect("config");
     let record: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 251) as u8).collect();
     let mut frame = Frame::new(OpCode::Binary, record.repeat(3), true);
