@@ -549,6 +549,11 @@ impl Connection {
         &mut self.out
     }
 
+    /// How many bytes wait to be written (for write buffer limits).
+    pub fn pending_output(&self) -> usize {
+        self.out.remaining() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2)
+    }
+
     /// Whether bytes are waiting to be written.
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty() || self.pending_pong.is_some()

@@ -1,1 +1,43 @@
-//! ws-tokio (under construction)
+//! WebSocket on tokio: [`connect`] and [`serve`], with the behaviour of Python `websockets`.
+//!
+//! The full stack: `ws-proto` (frames, messages, closing handshake), `ws-handshake` (HTTP/1.1
+//! upgrade), `ws-extensions` and `ws-deflate` (permessage-deflate, on by default).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // An echo server...
+//! let server = ws_tokio::serve(
+//!     |mut ws| async move {
+//!         while let Ok(message) = ws.recv().await {
+//!             let _ = ws.send(message).await;
+//!         }
+//!     },
+//!     "127.0.0.1:8765",
+//! )
+//! .await?;
+//!
+//! // ...and a client.
+//! let mut ws = ws_tokio::connect("ws://127.0.0.1:8765").await?;
+//! ws.send("Hello world!").await?;
+//! assert_eq!(ws.recv().await?, ws_tokio::Message::text("Hello world!"));
+//! ws.close(ws_tokio::CloseCode::NORMAL, "").await?;
+//! server.shutdown(std::time::Duration::from_secs(1)).await;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod client;
+mod core;
+mod error;
+mod options;
+mod server;
+mod socket;
+mod split;
+
+pub use client::{ClientBuilder, Compression, connect};
+pub use error::{ConnectionClosed, Error, Result, Timeout};
+pub use options::Options;
+pub use server::{Acceptor, Server, ServerBuilder, serve};
+pub use socket::{ConnectionInfo, PongWaiter, WebSocket};
+pub use split::{ReadHalf, WriteHalf};
+pub use ws_proto::{Bytes, CloseCode, Message, Role, State, Utf8Bytes};

@@ -1,0 +1,198 @@
+//! `connect()`: the client side.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use http::{HeaderName, HeaderValue};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use ws_extensions::ClientExtensionFactory;
+use ws_handshake::{ClientConfig, ClientHandshake};
+use ws_proto::{Connection, Role};
+
+use crate::core::Core;
+use crate::error::{Error, Result, Timeout};
+use crate::options::{Options, option_setters};
+use crate::socket::{ConnectionInfo, WebSocket};
+
+/// Which compression to negotiate by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Compression {
+    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default).
+    #[default]
+    Deflate,
+}
+
+/// Connects to a `ws://` URI with the default settings: permessage-deflate offered, 10 s open
+/// timeout, keepalive pings every 20 s, 1 MiB message limit.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), ws_tokio::Error> {
+/// let mut ws = ws_tokio::connect("ws://127.0.0.1:8765/chat").await?;
+/// ws.send("hello").await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(uri: &str) -> Result<WebSocket<TcpStream>> {
+    ClientBuilder::new().connect(uri).await
+}
+
+/// Client settings: handshake headers, extensions, timeouts and limits.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use ws_deflate::ClientPerMessageDeflateFactory;
+///
+/// # async fn demo() -> Result<(), ws_tokio::Error> {
+/// // Python: connect(uri, extensions=[ClientPerMessageDeflateFactory(server_max_window_bits=11,
+/// //          client_max_window_bits=11, compress_settings={'memLevel': 4})])
+/// let ws = ws_tokio::ClientBuilder::new()
+///     .extension(Arc::new(ClientPerMessageDeflateFactory {
+///         server_max_window_bits: Some(11),
+///         client_max_window_bits: Some(11),
+///         mem_level: 4,
+///         ..Default::default()
+///     }))
+///     .max_size(Some(4 << 20))
+///     .connect("ws://127.0.0.1:8765")
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ClientBuilder {
+    config: ClientConfig,
+    options: Options,
+    compression: Option<Compression>,
+    no_compression: bool,
+}
+
+impl ClientBuilder {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    option_setters!();
+
+    /// `Some(Compression::Deflate)` (default) offers permessage-deflate unless an `extension`
+    /// already does; `None` turns compression off.
+    pub fn compression(mut self, compression: Option<Compression>) -> Self {
+        self.no_compression = compression.is_none();
+        self.compression = compression;
+        self
+    }
+
+    /// Adds an extension factory (offered in the order added, before the default compression).
+    pub fn extension(mut self, factory: Arc<dyn ClientExtensionFactory>) -> Self {
+        self.config.extensions.push(factory);
+        self
+    }
+
+    /// Offers these subprotocols, most preferred first.
+    pub fn subprotocols<I: IntoIterator<Item = T>, T: Into<String>>(mut self, protocols: I) -> Self {
+        self.config.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sends this `Origin`.
+    pub fn origin(mut self, origin: impl Into<String>) -> Self {
+        self.config.origin = Some(origin.into());
+        self
+    }
+
+    /// Adds a request header (values with CR or LF are refused when connecting).
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.config.headers.append(name, value);
+        self
+    }
+
+    /// Sets the `User-Agent` (`None` removes it).
+    pub fn user_agent(mut self, agent: Option<String>) -> Self {
+        self.config.user_agent = agent;
+        self
+    }
+
+    fn handshake_config(&self) -> ClientConfig {
+        let mut config = self.config.clone();
+        let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
+        if !self.no_compression && !has_deflate {
+            config.extensions.push(Arc::new(ws_deflate::ClientPerMessageDeflateFactory::default()));
+        }
+        config
+    }
+
+    /// Opens a TCP connection to the URI's host and runs the opening handshake over it.
+    pub async fn connect(self, uri: &str) -> Result<WebSocket<TcpStream>> {
+        let config = Arc::new(self.handshake_config());
+        let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
+        let target = handshake.target().clone();
+        if target.secure {
+            return Err(Error::InvalidUri(
+                "wss:// needs TLS: open the TLS stream yourself and use ClientBuilder::connect_with".into(),
+            ));
+        }
+        let open = async {
+            let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
+            stream.set_nodelay(true)?;
+            let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
+            self.run_handshake(stream, handshake, addrs).await
+        };
+        with_timeout(self.options.open_timeout, open).await
+    }
+
+    /// Runs the opening handshake over a transport you opened (TLS, Unix socket, proxy tunnel).
+    pub async fn connect_with<S>(self, uri: &str, stream: S) -> Result<WebSocket<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let config = Arc::new(self.handshake_config());
+        let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
+        with_timeout(self.options.open_timeout, self.run_handshake(stream, handshake, (None, None))).await
+    }
+
+    async fn run_handshake<S>(
+        &self,
+        mut stream: S,
+        mut handshake: ClientHandshake,
+        (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
+    ) -> Result<WebSocket<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut request = Vec::with_capacity(512);
+        handshake.write_request(&mut request);
+        stream.write_all(&request).await?;
+        stream.flush().await?;
+        let mut buf = BytesMut::with_capacity(4096);
+        let accepted = loop {
+            buf.clear();
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(Error::Handshake(handshake.receive_eof()));
+            }
+            if let Some(accepted) = handshake.receive(&buf).map_err(Error::Handshake)? {
+                break accepted;
+            }
+        };
+        let mut info = ConnectionInfo::new(&accepted.extensions);
+        info.local_addr = local_addr;
+        info.remote_addr = remote_addr;
+        info.request = Some(handshake.request().clone());
+        info.response = Some(accepted.response);
+        info.subprotocol = accepted.subprotocol;
+        let proto =
+            Connection::new(Role::Client, self.options.proto_config()).with_extensions(accepted.extensions);
+        let core = Core::new(stream, proto, BytesMut::from(&accepted.leftover[..]), self.options.clone());
+        Ok(WebSocket::from_parts(core, info))
+    }
+}
+
+pub(crate) async fn with_timeout<T>(
+    timeout: Option<std::time::Duration>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::Timeout(Timeout::Open))?,
+        None => work.await,
+    }
+}

@@ -1,0 +1,479 @@
+//! The driver: a `ws_proto::Connection` pumped over an `AsyncRead + AsyncWrite`.
+//!
+//! Reading is demand-driven: the transport is read only when the application asks for the next
+//! message (or closes), so a slow application leaves data in the kernel's buffers and the peer
+//! feels TCP backpressure — memory never grows with what the peer sends. Outgoing frames are
+//! queued in the protocol's transmit buffer and written with one vectored write per burst.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use ws_proto::{CloseCode, Connection, Event, Frame, Message, Role, SendError, State};
+
+use crate::error::{ConnectionClosed, Error, Result, Timeout};
+use crate::options::Options;
+
+/// Room made in the read buffer before each read.
+const READ_CHUNK: usize = 16 * 1024;
+/// At most this many segments go to one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// Keepalive: a ping every `interval`, a pong expected within `timeout`.
+struct Keepalive {
+    interval: Duration,
+    timeout: Option<Duration>,
+    timer: Pin<Box<Sleep>>,
+    /// The payload and send time of the ping awaiting its pong.
+    waiting: Option<(Bytes, Instant)>,
+    counter: u32,
+}
+
+/// A ping sent by the application, resolved when its pong (or a later one) arrives.
+struct PendingPing {
+    payload: Bytes,
+    sent: Instant,
+    done: oneshot::Sender<Duration>,
+}
+
+pub(crate) struct Core<S> {
+    io: S,
+    proto: Connection,
+    read_buf: BytesMut,
+    options: Options,
+    keepalive: Option<Keepalive>,
+    pings: VecDeque<PendingPing>,
+    ping_counter: u32,
+    latency: Duration,
+    /// Started when the closing handshake starts; when it fires, the transport is dropped.
+    close_timer: Option<Pin<Box<Sleep>>>,
+    /// The first error to report (protocol violation, keepalive timeout), before `Closed`.
+    failure: Option<Error>,
+    /// The transport is finished with: shut down, reset or timed out.
+    done: bool,
+    eof: bool,
+    /// Server shutdown: when it fires, the connection closes with 1001.
+    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Set where `S`'s bounds are known, so that `Drop` (which has none) can close politely.
+    drop_hook: fn(&mut Self),
+}
+
+impl<S> Core<S> {
+    pub(crate) fn proto(&self) -> &Connection {
+        &self.proto
+    }
+
+    pub(crate) fn io(&self) -> &S {
+        &self.io
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        self.latency
+    }
+}
+
+impl<S> Drop for Core<S> {
+    fn drop(&mut self) {
+        (self.drop_hook)(self);
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
+    pub(crate) fn new(io: S, proto: Connection, leftover: BytesMut, options: Options) -> Self {
+        let keepalive = options.ping_interval.map(|interval| Keepalive {
+            interval,
+            timeout: options.ping_timeout,
+            timer: Box::pin(tokio::time::sleep(interval)),
+            waiting: None,
+            counter: 0,
+        });
+        let mut core = Self {
+            io,
+            proto,
+            read_buf: leftover,
+            options,
+            keepalive,
+            pings: VecDeque::new(),
+            ping_counter: 0,
+            latency: Duration::ZERO,
+            close_timer: None,
+            failure: None,
+            done: false,
+            eof: false,
+            shutdown: None,
+            drop_hook: Self::close_on_drop,
+        };
+        if !core.read_buf.is_empty() {
+            // Frames the peer pipelined behind its handshake.
+            core.receive_buffered();
+        }
+        core
+    }
+
+    /// Closes with 1001 when `token` is cancelled (graceful server shutdown).
+    pub(crate) fn on_shutdown(&mut self, token: CancellationToken) {
+        self.shutdown = Some(Box::pin(token.cancelled_owned()));
+    }
+
+    /// Dropped while open: queue a 1000 close frame and write what the socket takes right now.
+    /// Best effort — an application that wants the whole closing handshake calls `close()`.
+    fn close_on_drop(&mut self) {
+        if self.done || self.proto.close_sent().is_some() {
+            return;
+        }
+        let _ = self.proto.close(CloseCode::NORMAL, "");
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let _ = self.poll_write_out(&mut cx);
+        let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
+    }
+
+    // ---- receiving ----
+
+    /// The next message; at the end, the error that says how the connection ended.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        loop {
+            if let Some(message) = self.next_message() {
+                return Poll::Ready(Ok(message));
+            }
+            if self.proto.state() == State::Closed || self.done {
+                ready!(self.poll_finish(cx));
+                return Poll::Ready(Err(self.terminal_error()));
+            }
+            // Answer pings, send close replies and whatever the application queued.
+            let buffered = self.poll_write_out(cx);
+            if let Poll::Ready(Err(e)) = buffered {
+                self.lost(e);
+                continue;
+            }
+            if buffered.is_pending() && self.buffered() > self.options.write_limit.0 {
+                // The peer does not read: stop reading from it too, until it does.
+                return Poll::Pending;
+            }
+            if let Poll::Ready(Err(e)) = self.poll_timers(cx) {
+                self.failure = Some(e);
+                continue;
+            }
+            match ready!(self.poll_read(cx)) {
+                Ok(()) => {}
+                Err(e) => self.lost(e),
+            }
+        }
+    }
+
+    fn next_message(&mut self) -> Option<Message> {
+        while let Some(event) = self.proto.next_event() {
+            match event {
+                Event::Message(message) => return Some(message),
+                Event::Pong(payload) => self.on_pong(&payload),
+                Event::Ping(_) => {} // answered by the protocol (auto_pong)
+                Event::Close(frame) => {
+                    tracing::debug!(?frame, "close frame received");
+                    self.start_close_timer();
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            self.read_buf.reserve(READ_CHUNK);
+        }
+        let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf))?;
+        if n == 0 {
+            self.eof = true;
+            self.proto.receive_eof();
+        } else {
+            self.receive_buffered();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn receive_buffered(&mut self) {
+        if let Err(e) = self.proto.receive(&mut self.read_buf) {
+            tracing::debug!(error = %e, code = %e.close_code(), "failing the connection");
+            self.failure = Some(Error::Protocol(e));
+        }
+    }
+
+    /// The transport failed (reset, broken pipe): the connection is closed abnormally (1006).
+    fn lost(&mut self, e: std::io::Error) {
+        tracing::debug!(error = %e, "transport lost");
+        self.proto.receive_eof();
+        self.done = true;
+    }
+
+    fn on_pong(&mut self, payload: &[u8]) {
+        let now = Instant::now();
+        if let Some(keepalive) = &mut self.keepalive {
+            if let Some((ping, sent)) = &keepalive.waiting {
+                if ping[..] == *payload {
+                    self.latency = now - *sent;
+                    keepalive.timer.as_mut().reset(*sent + keepalive.interval);
+                    keepalive.waiting = None;
+                }
+            }
+        }
+        // A pong answers its ping and every earlier one (RFC 6455 §5.5.3).
+        if let Some(at) = self.pings.iter().position(|p| p.payload[..] == *payload) {
+            for ping in self.pings.drain(..=at) {
+                self.latency = now - ping.sent;
+                let _ = ping.done.send(now - ping.sent);
+            }
+        }
+    }
+
+    fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(timer) = &mut self.close_timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                tracing::debug!("closing handshake timed out");
+                self.done = true;
+                return Poll::Ready(Err(Error::Timeout(Timeout::Close)));
+            }
+        }
+        if let Some(shutdown) = &mut self.shutdown {
+            if shutdown.as_mut().poll(cx).is_ready() {
+                self.shutdown = None;
+                if self.proto.close_sent().is_none() && self.proto.state() == State::Open {
+                    tracing::debug!("server shutting down: closing with 1001");
+                    let _ = self.proto.close(CloseCode::GOING_AWAY, "server shutting down");
+                    self.start_close_timer();
+                }
+            }
+        }
+        let Some(keepalive) = &mut self.keepalive else { return Poll::Pending };
+        if self.proto.state() != State::Open {
+            return Poll::Pending;
+        }
+        while keepalive.timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if keepalive.waiting.is_some() && keepalive.timeout.is_some() {
+                tracing::debug!("keepalive ping timeout");
+                let _ = self.proto.close(CloseCode::INTERNAL_ERROR, "keepalive ping timeout");
+                self.done_after_flush();
+                return Poll::Ready(Err(Error::Timeout(Timeout::Keepalive)));
+            }
+            keepalive.counter = keepalive.counter.wrapping_add(1);
+            let payload = Bytes::copy_from_slice(&keepalive.counter.to_be_bytes());
+            let _ = self.proto.send_ping(payload.clone());
+            keepalive.waiting = Some((payload, now));
+            let wait = keepalive.timeout.unwrap_or(keepalive.interval);
+            keepalive.timer.as_mut().reset(now + wait);
+        }
+        Poll::Pending
+    }
+
+    /// After a local failure: no closing handshake, just the close frame out and the transport down.
+    fn done_after_flush(&mut self) {
+        self.start_close_timer();
+        self.proto.receive_eof();
+    }
+
+    fn start_close_timer(&mut self) {
+        if self.close_timer.is_none() {
+            if let Some(timeout) = self.options.close_timeout {
+                self.close_timer = Some(Box::pin(tokio::time::sleep(timeout)));
+            }
+        }
+    }
+
+    /// Ends the transport once the protocol is closed: flush the close frame; a server (or a
+    /// failed connection) shuts down at once, a client waits for the server to close first.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.start_close_timer();
+        while !self.done {
+            if let Some(timer) = &mut self.close_timer {
+                if timer.as_mut().poll(cx).is_ready() {
+                    tracing::debug!("closing handshake timed out; dropping the transport");
+                    self.done = true;
+                    break;
+                }
+            }
+            if ready!(self.poll_write_out(cx)).is_err() {
+                self.done = true;
+                break;
+            }
+            let waits_for_server = self.proto.role() == Role::Client
+                && self.failure.is_none()
+                && self.proto.close_received().is_some()
+                && !self.eof;
+            if waits_for_server {
+                // RFC 6455 §7.1.1: the server closes the TCP connection first.
+                self.read_buf.clear();
+                match ready!(self.poll_read(cx)) {
+                    Ok(()) => continue,
+                    Err(_) => self.eof = true,
+                }
+                continue;
+            }
+            let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+            self.done = true;
+        }
+        Poll::Ready(())
+    }
+
+    fn terminal_error(&mut self) -> Error {
+        if let Some(e) = self.failure.take() {
+            return e;
+        }
+        let code = self.proto.close_code().unwrap_or(CloseCode::ABNORMAL);
+        let normal = |code: CloseCode| matches!(code.0, 1000 | 1001 | 1005);
+        let sent_normal = match self.proto.close_sent() {
+            Some(Some(frame)) => normal(frame.code),
+            Some(None) => true,
+            None => false,
+        };
+        Error::Closed(ConnectionClosed {
+            code,
+            reason: self.proto.close_reason().unwrap_or_default().to_owned(),
+            ok: normal(code) && sent_normal && self.proto.close_received().is_some(),
+        })
+    }
+
+    // ---- sending ----
+
+    fn buffered(&self) -> usize {
+        self.proto.pending_output()
+    }
+
+    /// Ready when the write buffer is under its high water mark (or drained to the low one).
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let (high, low) = self.options.write_limit;
+        if self.buffered() <= high {
+            return Poll::Ready(Ok(()));
+        }
+        while self.buffered() > low {
+            ready!(self.poll_write_some(cx)).map_err(Error::Io)?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Queues one data frame. Written at the next flush, or at once when no received message
+    /// waits (so an echo loop writes each burst of replies with one vectored write).
+    pub(crate) fn start_send(&mut self, frame: Frame) -> Result<()> {
+        match self.proto.send_frame(frame) {
+            Ok(()) => Ok(()),
+            Err(SendError::Closed) => Err(self.closed_error()),
+            Err(e) => Err(Error::Send(e)),
+        }
+    }
+
+    /// Writes what was queued, unless more received messages are already waiting.
+    pub(crate) fn write_opportunistically(&mut self, cx: &mut Context<'_>) {
+        if self.proto.pending_events() == 0 {
+            if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                self.lost(e);
+            }
+        }
+    }
+
+    fn closed_error(&mut self) -> Error {
+        if self.proto.state() == State::Closed {
+            self.terminal_error()
+        } else {
+            Error::Closed(ConnectionClosed { code: CloseCode::ABNORMAL, reason: String::new(), ok: false })
+        }
+    }
+
+    pub(crate) fn ping(&mut self, payload: Option<Bytes>) -> Result<oneshot::Receiver<Duration>> {
+        let payload = payload.unwrap_or_else(|| {
+            self.ping_counter = self.ping_counter.wrapping_add(1);
+            Bytes::copy_from_slice(&[b"app-".as_slice(), &self.ping_counter.to_be_bytes()].concat())
+        });
+        if self.pings.iter().any(|p| p.payload == payload) {
+            return Err(Error::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a ping with this payload is already waiting for its pong",
+            )));
+        }
+        match self.proto.send_ping(payload.clone()) {
+            Ok(()) => {}
+            Err(SendError::Closed) => return Err(self.closed_error()),
+            Err(e) => return Err(Error::Send(e)),
+        }
+        let (done, wait) = oneshot::channel();
+        self.pings.push_back(PendingPing { payload, sent: Instant::now(), done });
+        Ok(wait)
+    }
+
+    pub(crate) fn send_pong(&mut self, payload: Bytes) -> Result<()> {
+        match self.proto.send_pong(payload) {
+            Ok(()) => Ok(()),
+            Err(SendError::Closed) => Err(self.closed_error()),
+            Err(e) => Err(Error::Send(e)),
+        }
+    }
+
+    /// Writes everything queued and flushes the transport.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match ready!(self.poll_write_out(cx)) {
+            Ok(()) => Poll::Ready(Ok(())),
+            Err(e) => {
+                self.lost(e);
+                Poll::Ready(Err(self.closed_error()))
+            }
+        }
+    }
+
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut wrote = false;
+        while self.proto.wants_write() {
+            ready!(self.poll_write_some(cx))?;
+            wrote = true;
+        }
+        if wrote {
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let out = self.proto.transmit();
+        if !out.has_remaining() {
+            return Poll::Ready(Ok(()));
+        }
+        let n = if self.io.is_write_vectored() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = out.chunks_vectored(&mut slices);
+            ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?
+        } else {
+            ready!(Pin::new(&mut self.io).poll_write(cx, out.chunk()))?
+        };
+        if n == 0 {
+            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+        }
+        out.advance(n);
+        Poll::Ready(Ok(()))
+    }
+
+    // ---- closing ----
+
+    /// Starts the closing handshake (once) and drives it to the end, up to `close_timeout`.
+    /// Messages that arrive meanwhile are dropped.
+    pub(crate) fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Poll<Result<()>> {
+        if self.proto.close_sent().is_none() && self.proto.state() != State::Closed {
+            self.proto.close(code, reason).map_err(Error::Send)?;
+            self.start_close_timer();
+        }
+        loop {
+            match ready!(self.poll_recv(cx)) {
+                Ok(_) => continue,
+                Err(Error::Closed(_)) => return Poll::Ready(Ok(())),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}

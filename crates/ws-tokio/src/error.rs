@@ -1,0 +1,118 @@
+//! The one error type of the tokio layer; the only place `io::Error` meets the protocol.
+
+use std::{fmt, io};
+
+use ws_proto::{CloseCode, ProtocolError, SendError};
+
+/// How a connection ended, as seen by `recv`/`send` after it closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionClosed {
+    /// The peer's close code: 1005 if its close frame had none, 1006 if there was no close frame.
+    pub code: CloseCode,
+    /// The peer's close reason.
+    pub reason: String,
+    /// Both close frames were exchanged and the code was 1000 or 1001 — Python `websockets`'
+    /// `ConnectionClosedOK`, as opposed to `ConnectionClosedError`.
+    pub ok: bool,
+}
+
+impl fmt::Display for ConnectionClosed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.reason.is_empty() {
+            write!(f, "connection closed ({})", self.code)
+        } else {
+            write!(f, "connection closed ({} {})", self.code, self.reason)
+        }
+    }
+}
+
+/// Which timeout expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Timeout {
+    /// The opening handshake took longer than `open_timeout`.
+    Open,
+    /// No pong arrived within `ping_timeout` of a keepalive ping (the connection closed with 1011).
+    Keepalive,
+    /// The closing handshake took longer than `close_timeout`.
+    Close,
+}
+
+/// Everything that can go wrong on a connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The connection is closed; `ok` tells a normal closure from an error.
+    Closed(ConnectionClosed),
+    /// The peer broke the protocol; the connection was closed with the error's code.
+    Protocol(ProtocolError),
+    /// The local side asked for something the protocol forbids (e.g. a close code that may not be sent).
+    Send(SendError),
+    /// The client's opening handshake failed (a non-101 answer keeps the whole response).
+    Handshake(ws_handshake::ClientError),
+    /// The server refused the client's opening handshake with this response.
+    Rejected(Box<ws_handshake::Rejection>),
+    /// A timeout expired.
+    Timeout(Timeout),
+    /// The transport failed.
+    Io(io::Error),
+    /// The URI is not a `ws://` or `wss://` URI this build can connect to.
+    InvalidUri(String),
+}
+
+impl Error {
+    /// Whether this is a normal closure (1000/1001 after a complete closing handshake).
+    pub fn is_normal_closure(&self) -> bool {
+        matches!(self, Self::Closed(ConnectionClosed { ok: true, .. }))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Closed(closed) => closed.fmt(f),
+            Self::Protocol(e) => write!(f, "protocol error: {e}"),
+            Self::Send(e) => write!(f, "cannot send: {e}"),
+            Self::Handshake(e) => write!(f, "opening handshake failed: {e}"),
+            Self::Rejected(r) => write!(f, "opening handshake refused with HTTP {}", r.status()),
+            Self::Timeout(Timeout::Open) => f.write_str("timed out during the opening handshake"),
+            Self::Timeout(Timeout::Keepalive) => f.write_str("keepalive ping timeout"),
+            Self::Timeout(Timeout::Close) => f.write_str("timed out during the closing handshake"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Protocol(e) => Some(e),
+            Self::Send(e) => Some(e),
+            Self::Handshake(e) => Some(e),
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Self {
+        Self::Send(e)
+    }
+}
+
+impl From<ws_handshake::ClientError> for Error {
+    fn from(e: ws_handshake::ClientError) -> Self {
+        Self::Handshake(e)
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,104 @@
+//! Settings shared by clients and servers: timeouts and limits, with Python `websockets`' defaults.
+
+use std::time::Duration;
+
+/// Timeouts and limits of a connection. The defaults are Python `websockets`' own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// How long the opening handshake may take (default 10 s; `None`: forever). A peer that
+    /// never finishes it (slowloris) is dropped.
+    pub open_timeout: Option<Duration>,
+    /// How often a keepalive ping is sent (default 20 s; `None` disables keepalive).
+    pub ping_interval: Option<Duration>,
+    /// How long to wait for the pong before closing with 1011 (default 20 s; `None`: keep
+    /// pinging but never time out).
+    pub ping_timeout: Option<Duration>,
+    /// How long the closing handshake may take (default 10 s).
+    pub close_timeout: Option<Duration>,
+    /// The largest message accepted, after decompression (default 1 MiB; `None`: unlimited).
+    /// Larger messages close the connection with 1009.
+    pub max_size: Option<usize>,
+    /// The largest frame accepted, as on the wire (default: `max_size`).
+    pub max_frame_size: Option<usize>,
+    /// Write buffer high and low water marks (default 32 KiB and 8 KiB): once more than `high`
+    /// bytes wait to be written, `send` waits until the peer has taken all but `low`.
+    pub write_limit: (usize, usize),
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            open_timeout: Some(Duration::from_secs(10)),
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+            close_timeout: Some(Duration::from_secs(10)),
+            max_size: Some(1 << 20),
+            max_frame_size: Some(1 << 20),
+            write_limit: (32 * 1024, 8 * 1024),
+        }
+    }
+}
+
+impl Options {
+    pub(crate) fn proto_config(&self) -> ws_proto::Config {
+        ws_proto::Config::default()
+            .with_max_message_size(self.max_size)
+            .with_max_frame_size(self.max_frame_size)
+    }
+}
+
+/// Builder methods shared by the client and server builders.
+macro_rules! option_setters {
+    () => {
+        /// Sets `open_timeout` (see [`Options::open_timeout`](crate::Options::open_timeout)).
+        pub fn open_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+            self.options.open_timeout = timeout;
+            self
+        }
+
+        /// Sets `ping_interval` (see [`Options::ping_interval`](crate::Options::ping_interval)).
+        pub fn ping_interval(mut self, interval: Option<std::time::Duration>) -> Self {
+            self.options.ping_interval = interval;
+            self
+        }
+
+        /// Sets `ping_timeout` (see [`Options::ping_timeout`](crate::Options::ping_timeout)).
+        pub fn ping_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+            self.options.ping_timeout = timeout;
+            self
+        }
+
+        /// Sets `close_timeout` (see [`Options::close_timeout`](crate::Options::close_timeout)).
+        pub fn close_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+            self.options.close_timeout = timeout;
+            self
+        }
+
+        /// Sets the message and frame size limit (see [`Options::max_size`](crate::Options::max_size)).
+        pub fn max_size(mut self, max: Option<usize>) -> Self {
+            self.options.max_size = max;
+            self.options.max_frame_size = max;
+            self
+        }
+
+        /// Sets the frame size limit alone.
+        pub fn max_frame_size(mut self, max: Option<usize>) -> Self {
+            self.options.max_frame_size = max;
+            self
+        }
+
+        /// Sets the write buffer water marks (see [`Options::write_limit`](crate::Options::write_limit)).
+        pub fn write_limit(mut self, high: usize, low: usize) -> Self {
+            self.options.write_limit = (high, low.min(high));
+            self
+        }
+
+        /// Replaces all timeouts and limits at once.
+        pub fn options(mut self, options: crate::Options) -> Self {
+            self.options = options;
+            self
+        }
+    };
+}
+pub(crate) use option_setters;

@@ -1,0 +1,312 @@
+//! `serve()`: the server side, with graceful shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use ws_extensions::ServerExtensionFactory;
+use ws_handshake::{ProcessRequest, ProcessResponse, SelectSubprotocol, ServerConfig, ServerHandshake};
+use ws_proto::{Connection, Role};
+
+use crate::client::{Compression, with_timeout};
+use crate::core::Core;
+use crate::error::{Error, Result};
+use crate::options::{Options, option_setters};
+use crate::socket::{ConnectionInfo, WebSocket};
+
+/// Serves WebSocket connections on `addr` with the default settings (permessage-deflate
+/// accepted, 10 s open timeout, keepalive, 1 MiB limit), running `handler` for each.
+///
+/// When the handler returns, the connection is closed (1000) if it is still open.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let server = ws_tokio::serve(
+///     |mut ws| async move {
+///         while let Ok(message) = ws.recv().await {
+///             if ws.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     },
+///     "127.0.0.1:8765",
+/// )
+/// .await?;
+/// server.shutdown(std::time::Duration::from_secs(5)).await;
+/// # Ok(()) }
+/// ```
+pub async fn serve<H, F>(handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
+where
+    H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    ServerBuilder::new().serve(handler, addr).await
+}
+
+/// Server settings: handshake policy (subprotocols, origins, hooks, extensions), timeouts and limits.
+#[derive(Debug, Clone, Default)]
+pub struct ServerBuilder {
+    config: ServerConfig,
+    options: Options,
+    no_compression: bool,
+}
+
+impl ServerBuilder {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    option_setters!();
+
+    /// `Some(Compression::Deflate)` (default) accepts permessage-deflate with Python
+    /// `websockets`' defaults unless an `extension` already handles it; `None` turns it off.
+    pub fn compression(mut self, compression: Option<Compression>) -> Self {
+        self.no_compression = compression.is_none();
+        self
+    }
+
+    /// Adds an extension factory (tried in the order added, before the default compression).
+    pub fn extension(mut self, factory: Arc<dyn ServerExtensionFactory>) -> Self {
+        self.config.extensions.push(factory);
+        self
+    }
+
+    /// Supported subprotocols, most preferred first.
+    pub fn subprotocols<I: IntoIterator<Item = T>, T: Into<String>>(mut self, protocols: I) -> Self {
+        self.config.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Refuses clients that offer none of the subprotocols.
+    pub fn require_subprotocol(mut self, required: bool) -> Self {
+        self.config.require_subprotocol = required;
+        self
+    }
+
+    /// Replaces the default subprotocol choice.
+    pub fn select_subprotocol(mut self, select: SelectSubprotocol) -> Self {
+        self.config.select_subprotocol = Some(select);
+        self
+    }
+
+    /// Accepts only these `Origin`s (the defence against cross-site WebSocket hijacking);
+    /// `allow_missing` also accepts clients that send none (non-browser clients).
+    pub fn origins<I: IntoIterator<Item = T>, T: Into<String>>(
+        mut self,
+        origins: I,
+        allow_missing: bool,
+    ) -> Self {
+        self.config.origins = Some(origins.into_iter().map(Into::into).collect());
+        self.config.allow_missing_origin = allow_missing;
+        self
+    }
+
+    /// A hook that may answer an HTTP response instead of upgrading (health checks,
+    /// authentication; see `ws_handshake::basic_auth`).
+    pub fn process_request(mut self, hook: ProcessRequest) -> Self {
+        self.config.process_request = Some(hook);
+        self
+    }
+
+    /// A hook that may edit the 101 response, or replace it.
+    pub fn process_response(mut self, hook: ProcessResponse) -> Self {
+        self.config.process_response = Some(hook);
+        self
+    }
+
+    /// Sets the `Server` header (`None` removes it).
+    pub fn server_header(mut self, value: Option<http::HeaderValue>) -> Self {
+        self.config.server_header = value;
+        self
+    }
+
+    /// The handshake configuration this builder produces.
+    fn handshake_config(&self) -> ServerConfig {
+        let mut config = self.config.clone();
+        let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
+        if !self.no_compression && !has_deflate {
+            config.extensions.push(Arc::new(ws_deflate::ServerPerMessageDeflateFactory::default()));
+        }
+        config
+    }
+
+    /// Freezes the settings into an [`Acceptor`] for transports you accept yourself.
+    pub fn build(&self) -> Acceptor {
+        Acceptor { config: Arc::new(self.handshake_config()), options: self.options.clone() }
+    }
+
+    /// Listens on `addr` and serves each connection with `handler`.
+    pub async fn serve<H, F>(self, handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
+    where
+        H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(self.serve_listener(handler, listener))
+    }
+
+    /// Serves connections from a bound listener.
+    pub fn serve_listener<H, F>(self, handler: H, listener: TcpListener) -> Server
+    where
+        H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let acceptor = self.build();
+        let local_addr = listener.local_addr().ok();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let handler = Arc::new(handler);
+        let accept_loop = {
+            let (shutdown, tracker) = (shutdown.clone(), tracker.clone());
+            async move {
+                loop {
+                    let (stream, peer) = tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        accepted = listener.accept() => match accepted {
+                            Ok(accepted) => accepted,
+                            Err(e) => {
+                                // Out of file descriptors and the like: back off, keep serving.
+                                tracing::warn!(error = %e, "accept failed");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                continue;
+                            }
+                        },
+                    };
+                    let (acceptor, handler, shutdown) = (acceptor.clone(), handler.clone(), shutdown.clone());
+                    tracker.spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        match acceptor.accept_tcp(stream, shutdown).await {
+                            Ok(ws) => handler(ws).await,
+                            Err(e) => tracing::debug!(%peer, error = %e, "opening handshake failed"),
+                        }
+                    });
+                }
+            }
+        };
+        let accept_task = tokio::spawn(accept_loop);
+        Server { local_addr, shutdown, tracker, accept_task }
+    }
+}
+
+/// Runs server handshakes on transports accepted elsewhere (Unix sockets, TLS, a hyper upgrade).
+#[derive(Debug, Clone)]
+pub struct Acceptor {
+    config: Arc<ServerConfig>,
+    options: Options,
+}
+
+impl Acceptor {
+    /// Reads the opening handshake from `stream` and answers it, within `open_timeout`. A
+    /// refused handshake gets its HTTP error response and [`Error::Rejected`].
+    pub async fn accept<S>(&self, stream: S) -> Result<WebSocket<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        with_timeout(self.options.open_timeout, self.handshake(stream, (None, None), None)).await
+    }
+
+    async fn accept_tcp(
+        &self,
+        stream: TcpStream,
+        shutdown: CancellationToken,
+    ) -> Result<WebSocket<TcpStream>> {
+        let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
+        with_timeout(self.options.open_timeout, self.handshake(stream, addrs, Some(shutdown))).await
+    }
+
+    async fn handshake<S>(
+        &self,
+        mut stream: S,
+        (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
+        shutdown: Option<CancellationToken>,
+    ) -> Result<WebSocket<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let mut handshake = ServerHandshake::new(self.config.clone());
+        let mut buf = BytesMut::with_capacity(2048);
+        let outcome = loop {
+            buf.clear();
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            match handshake.receive(&buf) {
+                Ok(None) => continue,
+                Ok(Some(request)) => {
+                    break handshake.accept(&request, Some(SystemTime::now())).map(|a| (request, a));
+                }
+                Err(rejection) => break Err(rejection),
+            }
+        };
+        let mut out = Vec::with_capacity(256);
+        let (request, accepted) = match outcome {
+            Ok(ok) => ok,
+            Err(rejection) => {
+                rejection.write_response(&mut out);
+                stream.write_all(&out).await?;
+                let _ = stream.shutdown().await;
+                return Err(Error::Rejected(Box::new(rejection)));
+            }
+        };
+        accepted.write_response(&mut out);
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+        let mut info = ConnectionInfo::new(&accepted.extensions);
+        info.local_addr = local_addr;
+        info.remote_addr = remote_addr;
+        info.request = Some(request);
+        info.response = Some(accepted.response);
+        info.subprotocol = accepted.subprotocol;
+        let proto =
+            Connection::new(Role::Server, self.options.proto_config()).with_extensions(accepted.extensions);
+        let mut core = Core::new(stream, proto, BytesMut::from(&accepted.leftover[..]), self.options.clone());
+        if let Some(token) = shutdown {
+            core.on_shutdown(token);
+        }
+        Ok(WebSocket::from_parts(core, info))
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    local_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// How many connections are being served.
+    pub fn connections(&self) -> usize {
+        self.tracker.len()
+    }
+
+    /// Graceful shutdown: stops accepting, closes every open connection with 1001 (going away)
+    /// and waits up to `timeout` for their handlers to finish.
+    pub async fn shutdown(self, timeout: Duration) {
+        self.shutdown.cancel();
+        let _ = self.accept_task.await;
+        self.tracker.close();
+        if tokio::time::timeout(timeout, self.tracker.wait()).await.is_err() {
+            tracing::warn!(remaining = self.tracker.len(), "shutdown timed out");
+        }
+    }
+
+    /// Serves until the process ends (or the accept loop stops).
+    pub async fn serve_forever(self) {
+        let _ = self.accept_task.await;
+    }
+}

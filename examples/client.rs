@@ -1,0 +1,28 @@
+//! Sends each line of stdin as a text message and prints the replies.
+//!
+//! `cargo run --release --example client -- ws://127.0.0.1:8765`
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use ws_tokio::{CloseCode, Message};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let uri = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:8765".to_owned());
+    let ws = ws_tokio::connect(&uri).await?;
+    let (mut reader, mut writer) = ws.split();
+    let printer = tokio::spawn(async move {
+        while let Ok(message) = reader.recv().await {
+            match message {
+                Message::Text(text) => println!("{text}"),
+                Message::Binary(data) => println!("<{} bytes>", data.len()),
+            }
+        }
+    });
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        writer.send(line).await?;
+    }
+    writer.close(CloseCode::NORMAL, "").await?;
+    printer.await?;
+    Ok(())
+}
