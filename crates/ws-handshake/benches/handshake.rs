@@ -36,9 +36,12 @@ fn server(c: &mut Criterion) {
     let client_config = Arc::new(ClientConfig::default());
     group.bench_function("client_request_and_response", |b| {
         b.iter(|| {
-            let mut client =
-                ClientHandshake::with_key("ws://example.com:8000/chat", client_config.clone(), *b"the sample nonce")
-                    .unwrap();
+            let mut client = ClientHandshake::with_key(
+                "ws://example.com:8000/chat",
+                client_config.clone(),
+                *b"the sample nonce",
+            )
+            .unwrap();
             out.clear();
             client.write_request(&mut out);
             black_box(client.receive(black_box(&response)).unwrap().unwrap());

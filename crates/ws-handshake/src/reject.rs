@@ -103,7 +103,11 @@ impl std::error::Error for RejectReason {
 /// connection. Either a refusal ([`reason`](Self::reason) says why) or an answer from the
 /// `process_request` / `process_response` hooks (a health check, a 401...).
 #[derive(Debug)]
-pub struct Rejection {
+pub struct Rejection(Box<Inner>);
+
+/// Boxed: responses are large and rejections are the cold path.
+#[derive(Debug)]
+struct Inner {
     response: Response<Bytes>,
     reason: Option<RejectReason>,
 }
@@ -112,12 +116,12 @@ impl Rejection {
     /// A plain-text response, like Python `websockets`' `reject(status, text)`: the body is
     /// `text` plus a newline, with `Content-Type`, `Content-Length` and `Connection: close`.
     pub fn new(status: StatusCode, text: &str) -> Self {
-        Self { response: plain_text(status, format!("{text}\n")), reason: None }
+        Self(Box::new(Inner { response: plain_text(status, format!("{text}\n")), reason: None }))
     }
 
     /// Wraps a response built elsewhere, e.g. by a hook.
     pub fn from_response(response: Response<Bytes>) -> Self {
-        Self { response, reason: None }
+        Self(Box::new(Inner { response, reason: None }))
     }
 
     pub(crate) fn from_reason(reason: RejectReason) -> Self {
@@ -134,12 +138,12 @@ impl Rejection {
             }
             _ => {}
         }
-        Self { response, reason: Some(reason) }
+        Self(Box::new(Inner { response, reason: Some(reason) }))
     }
 
     /// Adds `Server` and `Date` unless already present.
     pub(crate) fn finish(mut self, server: Option<&HeaderValue>, now: Option<SystemTime>) -> Self {
-        let headers = self.response.headers_mut();
+        let headers = self.0.response.headers_mut();
         if let Some(server) = server {
             headers.entry(header::SERVER).or_insert_with(|| server.clone());
         }
@@ -151,33 +155,33 @@ impl Rejection {
 
     /// The response status.
     pub fn status(&self) -> StatusCode {
-        self.response.status()
+        self.0.response.status()
     }
 
     /// Why the server refused, or `None` for a response from a hook.
     pub fn reason(&self) -> Option<&RejectReason> {
-        self.reason.as_ref()
+        self.0.reason.as_ref()
     }
 
     /// The response to send.
     pub fn response(&self) -> &Response<Bytes> {
-        &self.response
+        &self.0.response
     }
 
     /// Takes the response.
     pub fn into_response(self) -> Response<Bytes> {
-        self.response
+        self.0.response
     }
 
     /// Serializes the response (head and body) to `out`.
     pub fn write_response(&self, out: &mut Vec<u8>) {
-        write_response(&self.response, out);
+        write_response(&self.0.response, out);
     }
 }
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.reason {
+        match &self.0.reason {
             Some(reason) => write!(f, "WebSocket handshake rejected ({}): {reason}", self.status()),
             None => write!(f, "WebSocket handshake answered without upgrading ({})", self.status()),
         }
@@ -186,7 +190,7 @@ impl fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.reason.as_ref().map(|r| r as _)
+        self.0.reason.as_ref().map(|r| r as _)
     }
 }
 

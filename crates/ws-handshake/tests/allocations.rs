@@ -37,15 +37,20 @@ fn allocation_counts() {
     let client_config = Arc::new(ClientConfig::default());
     let response = out.clone();
     let ((), client_allocs, client_bytes) = measure(|| {
-        let mut client = ClientHandshake::with_key("ws://example.com:8000/chat", client_config, *b"the sample nonce")
-            .unwrap();
+        let mut client =
+            ClientHandshake::with_key("ws://example.com:8000/chat", client_config, *b"the sample nonce")
+                .unwrap();
         let mut request = Vec::with_capacity(512);
         client.write_request(&mut request);
         client.receive(&response).unwrap().unwrap();
     });
 
-    println!("server: parse + accept + write a Chrome request: {server_allocs} allocations, {server_bytes} bytes");
-    println!("client: build + write request, parse + check response: {client_allocs} allocations, {client_bytes} bytes");
+    println!(
+        "server: parse + accept + write a Chrome request: {server_allocs} allocations, {server_bytes} bytes"
+    );
+    println!(
+        "client: build + write request, parse + check response: {client_allocs} allocations, {client_bytes} bytes"
+    );
     assert!(server_allocs <= 10, "server path allocated {server_allocs} times");
     assert!(client_allocs <= 24, "client path allocated {client_allocs} times");
 }

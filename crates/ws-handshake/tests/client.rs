@@ -74,7 +74,9 @@ fn uris() {
         assert_eq!((c.target().port, c.target().secure), (port, secure), "{uri}");
     }
     assert_eq!(client("ws://[::1]/", Arc::new(ClientConfig::default())).target().host, "::1");
-    for bad in ["http://example.com", "example.com", "ws://", "ws://example.com/#frag", "ws://exa mple.com", ""] {
+    for bad in
+        ["http://example.com", "example.com", "ws://", "ws://example.com/#frag", "ws://exa mple.com", ""]
+    {
         let e = ClientHandshake::new(bad, Arc::new(ClientConfig::default())).unwrap_err();
         assert!(matches!(e, ClientError::InvalidUri(_)), "{bad}: {e}");
         assert!(e.to_string().starts_with("invalid WebSocket URI"));
@@ -161,23 +163,46 @@ fn response_checks() {
     let run = |data: &[u8]| client("ws://x/", config.clone()).receive(data);
     let wrong_accept = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
 Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n";
-    let no_upgrade = format!("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n");
+    let no_upgrade = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n"
+    );
     let bad_upgrade = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n"
     );
-    let no_connection = format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n");
+    let no_connection = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: {ACCEPT}\r\n\r\n"
+    );
     assert!(matches!(run(wrong_accept), Err(ClientError::Accept)));
     assert!(matches!(run(no_upgrade.as_bytes()), Err(ClientError::Upgrade)));
     assert!(matches!(run(bad_upgrade.as_bytes()), Err(ClientError::Upgrade)));
     assert!(matches!(run(no_connection.as_bytes()), Err(ClientError::Connection)));
-    assert!(matches!(run(&response("Sec-WebSocket-Protocol: other\r\n")), Err(ClientError::Subprotocol(None))));
-    assert!(matches!(run(&response("Sec-WebSocket-Protocol: chat, chat\r\n")), Err(ClientError::Subprotocol(None))));
-    assert!(matches!(run(&response("Sec-WebSocket-Protocol: \"chat\"\r\n")), Err(ClientError::Subprotocol(Some(_)))));
-    assert!(matches!(run(&response("Sec-WebSocket-Extensions: ext-a; x=\"a b\"\r\n")), Err(ClientError::ExtensionsHeader(_))));
-    assert!(matches!(run(&response("Sec-WebSocket-Extensions: ext-z\r\n")), Err(ClientError::Negotiation(_))));
-    assert!(matches!(run(&response("Sec-WebSocket-Extensions: ext-a; bad\r\n")), Err(ClientError::Negotiation(_))));
+    assert!(matches!(
+        run(&response("Sec-WebSocket-Protocol: other\r\n")),
+        Err(ClientError::Subprotocol(None))
+    ));
+    assert!(matches!(
+        run(&response("Sec-WebSocket-Protocol: chat, chat\r\n")),
+        Err(ClientError::Subprotocol(None))
+    ));
+    assert!(matches!(
+        run(&response("Sec-WebSocket-Protocol: \"chat\"\r\n")),
+        Err(ClientError::Subprotocol(Some(_)))
+    ));
+    assert!(matches!(
+        run(&response("Sec-WebSocket-Extensions: ext-a; x=\"a b\"\r\n")),
+        Err(ClientError::ExtensionsHeader(_))
+    ));
+    assert!(matches!(
+        run(&response("Sec-WebSocket-Extensions: ext-z\r\n")),
+        Err(ClientError::Negotiation(_))
+    ));
+    assert!(matches!(
+        run(&response("Sec-WebSocket-Extensions: ext-a; bad\r\n")),
+        Err(ClientError::Negotiation(_))
+    ));
     // RSV conflict between two accepted extensions, across repeated headers.
-    let e = run(&response("Sec-WebSocket-Extensions: ext-a\r\nSec-WebSocket-Extensions: ext-b\r\n")).unwrap_err();
+    let e =
+        run(&response("Sec-WebSocket-Extensions: ext-a\r\nSec-WebSocket-Extensions: ext-b\r\n")).unwrap_err();
     assert!(e.to_string().contains("RSV"), "{e}");
     assert!(std::error::Error::source(&e).is_some());
     // Lenient but valid forms.
@@ -188,7 +213,10 @@ Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n";
     let mut c = client("ws://x/", config.clone());
     assert!(matches!(c.receive(&vec![b'a'; 9000]), Err(ClientError::Limit(LimitExceeded::StartLineLength))));
     let mut c = client("ws://x/", config.clone());
-    assert!(matches!(c.receive(&b"x: y\r\n".repeat(2000)), Err(ClientError::Limit(LimitExceeded::HeaderCount))));
+    assert!(matches!(
+        c.receive(&b"x: y\r\n".repeat(2000)),
+        Err(ClientError::Limit(LimitExceeded::HeaderCount))
+    ));
 }
 
 #[test]
@@ -196,7 +224,8 @@ fn rejections_keep_the_response() {
     let config = Arc::new(ClientConfig::default());
     // Content-Length body, in pieces.
     let mut c = client("ws://x/", config.clone());
-    let head = b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 5\r\n\r\nab";
+    let head =
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 5\r\n\r\nab";
     assert!(c.receive(head).unwrap().is_none());
     let Err(ClientError::Rejected(r)) = c.receive(b"cdeEXTRA") else { panic!() };
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
@@ -219,7 +248,8 @@ fn rejections_keep_the_response() {
     assert!(matches!(c.receive_eof(), ClientError::Finished));
     // Body cut at the limit.
     let mut c = client("ws://x/", with(|c| c.max_error_body = 3));
-    let Err(ClientError::Rejected(r)) = c.receive(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 10\r\n\r\n0123456789")
+    let Err(ClientError::Rejected(r)) =
+        c.receive(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 10\r\n\r\n0123456789")
     else {
         panic!()
     };

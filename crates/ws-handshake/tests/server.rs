@@ -74,8 +74,16 @@ fn rejection_table() {
         (with_header(req, "Connection", None), StatusCode::UPGRADE_REQUIRED, "invalid Connection header"),
         (with_header(req, "Connection", Some("keep-alive")), StatusCode::UPGRADE_REQUIRED, "Connection"),
         (with_header(req, "Sec-WebSocket-Key", None), StatusCode::BAD_REQUEST, "Sec-WebSocket-Key"),
-        (with_header(req, "Sec-WebSocket-Key", Some("c2hvcnQ=")), StatusCode::BAD_REQUEST, "Sec-WebSocket-Key"),
-        (with_header(req, "Sec-WebSocket-Key", Some("not base64 at all!!!!!!!")), StatusCode::BAD_REQUEST, "Key"),
+        (
+            with_header(req, "Sec-WebSocket-Key", Some("c2hvcnQ=")),
+            StatusCode::BAD_REQUEST,
+            "Sec-WebSocket-Key",
+        ),
+        (
+            with_header(req, "Sec-WebSocket-Key", Some("not base64 at all!!!!!!!")),
+            StatusCode::BAD_REQUEST,
+            "Key",
+        ),
         (with_header(req, "Sec-WebSocket-Version", None), StatusCode::UPGRADE_REQUIRED, "expected 13"),
         (with_header(req, "Sec-WebSocket-Version", Some("8")), StatusCode::UPGRADE_REQUIRED, "expected 13"),
         (b"GET / HTTP/1.1\r\nHost a\r\n\r\n".to_vec(), StatusCode::BAD_REQUEST, "malformed HTTP request"),
@@ -133,7 +141,11 @@ fn lenient_header_forms_accepted() {
 
 #[test]
 fn repeated_keys_rejected() {
-    let req = with_header(CHROME_REQUEST, "Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="));
+    let req = with_header(
+        CHROME_REQUEST,
+        "Sec-WebSocket-Key",
+        Some("dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="),
+    );
     assert_eq!(run(ServerConfig::default(), &req).unwrap_err().reason(), Some(&RejectReason::Key));
 }
 
@@ -214,7 +226,8 @@ fn leftover_bytes() {
 
 #[test]
 fn origin_check() {
-    let config = || with(ServerConfig::default(), |c| c.origins = Some(vec!["http://EXAMPLE.com:8000".into()]));
+    let config =
+        || with(ServerConfig::default(), |c| c.origins = Some(vec!["http://EXAMPLE.com:8000".into()]));
     assert!(run(config(), CHROME_REQUEST).is_ok());
     let req = with_header(CHROME_REQUEST, "Origin", Some("http://evil.com"));
     let r = run(config(), &req).unwrap_err();
@@ -260,7 +273,12 @@ fn subprotocols() {
 
 #[test]
 fn extensions() {
-    let config = || with(ServerConfig::default(), |c| c.extensions = vec![server_factory("permessage-deflate", Rsv::RSV1), server_factory("other", Rsv::RSV2)]);
+    let config = || {
+        with(ServerConfig::default(), |c| {
+            c.extensions =
+                vec![server_factory("permessage-deflate", Rsv::RSV1), server_factory("other", Rsv::RSV2)]
+        })
+    };
     let accepted = run(config(), CHROME_REQUEST).unwrap();
     assert_eq!(accepted.extensions.len(), 1);
     assert_eq!(
@@ -271,10 +289,15 @@ fn extensions() {
     let req = with_header(
         CHROME_REQUEST,
         "Sec-WebSocket-Extensions",
-        Some("permessage-deflate;bad , permessage-deflate ; a=\"1\"\r\nSec-WebSocket-Extensions: , other;  b"),
+        Some(
+            "permessage-deflate;bad , permessage-deflate ; a=\"1\"\r\nSec-WebSocket-Extensions: , other;  b",
+        ),
     );
     let accepted = run(config(), &req).unwrap();
-    assert_eq!(accepted.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(), ["permessage-deflate", "other"]);
+    assert_eq!(
+        accepted.extensions.iter().map(|e| e.name()).collect::<Vec<_>>(),
+        ["permessage-deflate", "other"]
+    );
     assert_eq!(accepted.response.headers()["sec-websocket-extensions"], "permessage-deflate; a=1, other; b");
     // Malformed header: 400.
     let req = with_header(CHROME_REQUEST, "Sec-WebSocket-Extensions", Some("permessage-deflate; a=\"x y\""));
@@ -341,7 +364,10 @@ fn basic_auth_hook() {
     };
     let r = check(None).unwrap_err();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(r.response().headers()["www-authenticate"], "Basic realm=\"my \\\"realm\\\"\", charset=\"UTF-8\"");
+    assert_eq!(
+        r.response().headers()["www-authenticate"],
+        "Basic realm=\"my \\\"realm\\\"\", charset=\"UTF-8\""
+    );
     assert_eq!(text(&r), "Missing credentials\n");
     // alice:wrong
     let r = check(Some("Basic YWxpY2U6d3Jvbmc=")).unwrap_err();
