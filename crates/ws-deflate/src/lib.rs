@@ -1,6 +1,4 @@
-//! permessage-deflate (RFC 7692) for the `ws` stack, on zlib-rs.
-//!
-//! TODO docs
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 mod codec;
