@@ -1,0 +1,4 @@
+//! Fuzz harnesses for the ws stack. Each target is a thin `fuzz_target!` over a function here,
+//! and the same functions replay the corpus in ordinary `cargo test` (see `fuzz/README.md`).
+
+pub mod proto;
