@@ -12,6 +12,10 @@ use crate::{
     CloseCode, CloseFrame, Extension, Frame, Message, OpCode, ProtocolError, Rsv, SendError, Utf8Bytes,
 };
 
+/// The most `receive` reserves ahead for the rest of a partial frame (the default frame limit):
+/// larger frames grow the buffer as their bytes arrive.
+const RESERVE_AHEAD_MAX: usize = 1 << 20;
+
 /// Which end of the connection this is: it decides who masks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -282,10 +286,13 @@ impl Connection {
             if let Err(e) = self.check_header(&header) {
                 return Err(self.fail(e));
             }
-            // check_header bounded the length by max_frame_size, or it fits in memory anyway.
-            let frame_len = header_len + usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+            // check_header bounded the length by max_frame_size, if there is one.
+            let frame_len =
+                usize::try_from(header.payload_len).unwrap_or(usize::MAX).saturating_add(header_len);
             if buf.len() < frame_len {
-                buf.reserve(frame_len - buf.len());
+                // Room for the rest, but never more than RESERVE_AHEAD_MAX ahead of what
+                // arrived: without a frame limit the announced length is the peer's word alone.
+                buf.reserve((frame_len - buf.len()).min(RESERVE_AHEAD_MAX));
                 return Ok(());
             }
             let mut payload = buf.split_to(frame_len);
