@@ -12,6 +12,9 @@ use crate::{
     CloseCode, CloseFrame, Extension, Frame, Message, OpCode, ProtocolError, Rsv, SendError, Utf8Bytes,
 };
 
+/// Unwritten output beyond which pings are coalesced into one pong for the latest.
+const PONG_BACKLOG: usize = 64 * 1024;
+
 /// The most `receive` reserves ahead for the rest of a partial frame (the default frame limit):
 /// larger frames grow the buffer as their bytes arrive.
 const RESERVE_AHEAD_MAX: usize = 1 << 20;
@@ -46,8 +49,9 @@ pub struct Config {
     /// The largest message accepted, after extensions such as decompression (`None`: unlimited).
     /// Larger messages close the connection with 1009.
     pub max_message_size: Option<usize>,
-    /// Answer pings with pongs (only the latest ping of a burst is answered, as RFC 6455 §5.5.3
-    /// allows, so a ping flood cannot queue pongs without bound).
+    /// Answer pings with pongs: each one while the peer reads what we send; only the latest
+    /// once 64 KiB of output wait unwritten (RFC 6455 §5.5.3), so a ping flood from a peer
+    /// that does not read cannot queue pongs without bound.
     pub auto_pong: bool,
 }
 
@@ -369,7 +373,7 @@ impl Connection {
         match frame.opcode {
             OpCode::Ping => {
                 if self.config.auto_pong && self.close_sent.is_none() {
-                    self.pending_pong = Some(frame.payload.clone());
+                    self.answer_ping(frame.payload.clone());
                 }
                 self.events.push_back(Event::Ping(frame.payload));
             }
@@ -390,6 +394,17 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// Answers every ping in order while the peer keeps reading; once unwritten output piles
+    /// up past [`PONG_BACKLOG`], only the latest ping is answered (RFC 6455 §5.5.3), so a ping
+    /// flood cannot grow the output without bound.
+    fn answer_ping(&mut self, payload: Bytes) {
+        if self.out.remaining() < PONG_BACKLOG && self.pending_pong.is_none() {
+            let _ = self.write_frame(Frame::new(OpCode::Pong, payload, true));
+        } else {
+            self.pending_pong = Some(payload);
+        }
     }
 
     fn receive_data(&mut self, frame: Frame) -> Result<(), ProtocolError> {

@@ -357,15 +357,31 @@ fn input_after_failure_is_ignored() {
 // ---- pings ----
 
 #[test]
-fn ping_flood_is_answered_once() {
+fn every_ping_is_answered_in_order() {
     let mut server = server();
+    let mut bytes = client_frame(0x89, b"1");
+    bytes.extend(client_frame(0x89, b"2"));
+    bytes.extend(client_frame(0x81, b"text"));
+    feed(&mut server, &bytes).unwrap();
+    server.send_text("reply").unwrap();
+    let out = output(&mut server);
+    assert_eq!(&out[..6], &[0x8A, 1, b'1', 0x8A, 1, b'2'], "pongs in order, before later replies");
+    assert_eq!(&out[6..], b"\x81\x05reply");
+}
+
+#[test]
+fn ping_flood_from_a_peer_that_does_not_read_is_answered_once() {
+    let mut server = server();
+    // 64 KiB of output the peer has not read yet.
+    server.send_binary(vec![0u8; 64 * 1024]).unwrap();
     let mut bytes = Vec::new();
     for i in 0..1000u32 {
         bytes.extend(client_frame(0x89, &i.to_be_bytes()));
     }
     feed(&mut server, &bytes).unwrap();
     let out = output(&mut server);
-    assert_eq!(&out[..], &[0x8A, 4, 0, 0, 0x03, 0xE7], "only the latest ping is answered");
+    assert_eq!(&out[out.len() - 6..], &[0x8A, 4, 0, 0, 0x03, 0xE7], "only the latest ping is answered");
+    assert_eq!(out.len(), 10 + 64 * 1024 + 6);
 }
 
 #[test]

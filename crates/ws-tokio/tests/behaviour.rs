@@ -1,0 +1,332 @@
+//! The behaviour of connect()/serve() on loopback: echo, limits, timeouts, closing handshake.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use ws_tokio::{
+    Bytes, ClientBuilder, CloseCode, Error, Message, Server, ServerBuilder, Timeout, WebSocket,
+};
+
+async fn echo_server(builder: ServerBuilder) -> (Server, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = builder.serve_listener(
+        |mut ws: WebSocket<TcpStream>| async move {
+            while let Ok(message) = ws.recv().await {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        },
+        listener,
+    );
+    (server, addr)
+}
+
+fn uri(addr: SocketAddr) -> String {
+    format!("ws://{addr}/")
+}
+
+/// A raw client: the handshake by hand, then raw bytes.
+async fn raw_client(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    stream
+}
+
+/// Reads one unmasked server frame: (first byte, payload).
+async fn read_frame(stream: &mut TcpStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head).await.unwrap();
+    let len = match head[1] & 0x7F {
+        126 => usize::from(stream.read_u16().await.unwrap()),
+        127 => stream.read_u64().await.unwrap() as usize,
+        n => usize::from(n),
+    };
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload).await.unwrap();
+    (head[0], payload)
+}
+
+#[tokio::test]
+async fn echo_with_and_without_compression() {
+    for compressed in [true, false] {
+        let builder = if compressed { ServerBuilder::new() } else { ServerBuilder::new().compression(None) };
+        let (server, addr) = echo_server(builder).await;
+        let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+        assert_eq!(ws.info().extensions().is_empty(), !compressed);
+        for size in [0usize, 1, 125, 126, 65535, 65536, 500_000] {
+            let text = "é".repeat(size / 2);
+            ws.send(text.as_str()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), Message::text(text));
+            let data = Bytes::from(vec![(size % 251) as u8; size]);
+            ws.send(data.clone()).await.unwrap();
+            assert_eq!(ws.recv().await.unwrap(), Message::Binary(data));
+        }
+        ws.send_fragmented(true, ["frag", "ment", "", "ed"]).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("fragmented"));
+        ws.close(CloseCode::NORMAL, "bye").await.unwrap();
+        assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
+        assert!(ws.recv().await.unwrap_err().is_normal_closure());
+        server.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test]
+async fn stream_sink_and_split() {
+    let (server, addr) = echo_server(ServerBuilder::new()).await;
+    let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+    ws.send_all(&mut futures_util::stream::iter((0..100).map(|i| Ok(Message::text(i.to_string())))))
+        .await
+        .unwrap();
+    let got: Vec<Message> = (&mut ws).take(100).map(Result::unwrap).collect().await;
+    assert_eq!(got.last(), Some(&Message::text("99")));
+
+    let (mut reader, mut writer) = ws.split();
+    let reading = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(message) = reader.next().await {
+            message.unwrap();
+            n += 1;
+        }
+        n
+    });
+    for i in 0..1000 {
+        writer.send(Message::binary(vec![i as u8; 1000])).await.unwrap();
+    }
+    let latency = writer.ping(None).await.unwrap().await.unwrap();
+    assert!(latency < Duration::from_secs(1));
+    writer.close(CloseCode::NORMAL, "").await.unwrap();
+    assert_eq!(reading.await.unwrap(), 1000);
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn ping_resolves_with_latency() {
+    let (server, addr) = echo_server(ServerBuilder::new()).await;
+    let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+    let pong = ws.ping(Some(Bytes::from_static(b"abc"))).await.unwrap();
+    ws.send("after ping").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("after ping"));
+    let latency = pong.await.unwrap();
+    assert!(latency > Duration::ZERO && latency == ws.latency());
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn stalled_handshake_is_dropped_after_open_timeout() {
+    let (server, addr) = echo_server(ServerBuilder::new().open_timeout(Some(Duration::from_millis(200)))).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap(); // ...and never the rest
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.unwrap().unwrap_or(0);
+    assert_eq!(n, 0, "the server closes the connection");
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn client_open_timeout() {
+    // A TCP server that accepts and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let (_socket, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    });
+    let result = ClientBuilder::new().open_timeout(Some(Duration::from_millis(200))).connect(&uri(addr)).await;
+    assert!(matches!(result, Err(Error::Timeout(Timeout::Open))), "{result:?}");
+}
+
+#[tokio::test]
+async fn silent_peer_is_closed_after_ping_interval_and_timeout() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new()
+        .ping_interval(Some(Duration::from_millis(100)))
+        .ping_timeout(Some(Duration::from_millis(100)))
+        .serve_listener(
+            move |mut ws: WebSocket<TcpStream>| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    let started = Instant::now();
+                    let error = ws.recv().await.unwrap_err();
+                    if let Some(tx) = tx {
+                        let _ = tx.send((error, started.elapsed()));
+                    }
+                }
+            },
+            listener,
+        );
+    let mut silent = raw_client(addr).await; // never answers pings
+    let (error, elapsed) = tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+    assert!(matches!(error, Error::Timeout(Timeout::Keepalive)), "{error:?}");
+    assert!(elapsed >= Duration::from_millis(200) && elapsed < Duration::from_secs(2), "{elapsed:?}");
+    // The peer saw the ping, then a close frame with 1011.
+    let (b0, _) = read_frame(&mut silent).await;
+    assert_eq!(b0, 0x89, "a ping first");
+    let (b0, payload) = read_frame(&mut silent).await;
+    assert_eq!(b0, 0x88);
+    assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), 1011);
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn reader_that_never_reads_keeps_server_memory_bounded() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new().compression(None).serve_listener(
+        move |mut ws: WebSocket<TcpStream>| {
+            let tx = tx.lock().unwrap().take();
+            async move {
+                let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+                let mut sent = 0usize;
+                // 256 MiB could never fit in socket buffers: send must start waiting.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    for _ in 0..4096 {
+                        ws.send(chunk.clone()).await.unwrap();
+                        sent += 1;
+                    }
+                })
+                .await;
+                if let Some(tx) = tx {
+                    let _ = tx.send(sent);
+                }
+            }
+        },
+        listener,
+    );
+    let _stalled = raw_client(addr).await; // never reads
+    let sent = rx.await.unwrap();
+    // Kernel buffers take some megabytes; the rest waits in our 32 KiB write buffer, not in memory.
+    assert!(sent < 4096, "send never waited: {sent} messages of 64 KiB went out");
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn oversized_message_closes_with_1009() {
+    let (server, addr) = echo_server(ServerBuilder::new().max_size(Some(1000))).await;
+    for compressed in [true, false] {
+        let builder = if compressed { ClientBuilder::new() } else { ClientBuilder::new().compression(None) };
+        let mut ws = builder.connect(&uri(addr)).await.unwrap();
+        ws.send(vec![1u8; 1001]).await.unwrap();
+        match ws.recv().await {
+            Err(Error::Closed(closed)) => assert_eq!(closed.code, CloseCode::TOO_BIG),
+            other => panic!("expected a 1009 close, got {other:?}"),
+        }
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn compression_bomb_closes_with_1009() {
+    let (server, addr) = echo_server(ServerBuilder::new()).await; // max_size 1 MiB
+    let mut ws = ClientBuilder::new().connect(&uri(addr)).await.unwrap();
+    assert_eq!(ws.info().extensions(), ["permessage-deflate"]);
+    // 64 MiB of zeros compresses to ~64 KiB on the wire.
+    ws.send(vec![0u8; 64 << 20]).await.unwrap();
+    match ws.recv().await {
+        Err(Error::Closed(closed)) => assert_eq!(closed.code, CloseCode::TOO_BIG),
+        other => panic!("expected a 1009 close, got {other:?}"),
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn connection_lost_without_close_frame_is_1006() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let server = ServerBuilder::new().serve_listener(
+        move |mut ws: WebSocket<TcpStream>| {
+            let tx = tx.lock().unwrap().take();
+            async move {
+                let error = ws.recv().await.unwrap_err();
+                if let Some(tx) = tx {
+                    let _ = tx.send((error, ws.close_code()));
+                }
+            }
+        },
+        listener,
+    );
+    let client = raw_client(addr).await;
+    drop(client); // FIN without a close frame
+    let (error, code) = rx.await.unwrap();
+    assert!(matches!(&error, Error::Closed(c) if c.code == CloseCode::ABNORMAL && !c.ok), "{error:?}");
+    assert_eq!(code, Some(CloseCode::ABNORMAL));
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn server_closes_tcp_first() {
+    let (server, addr) = echo_server(ServerBuilder::new()).await;
+    let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+    let started = Instant::now();
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    // The client waited for the server's FIN, which comes at once: no close_timeout wait.
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_with_1001() {
+    let (server, addr) = echo_server(ServerBuilder::new()).await;
+    let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+    ws.send("hi").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("hi"));
+    let shutdown = tokio::spawn(server.shutdown(Duration::from_secs(5)));
+    match ws.recv().await {
+        Err(Error::Closed(closed)) => {
+            assert_eq!(closed.code, CloseCode::GOING_AWAY);
+            assert!(closed.ok);
+        }
+        other => panic!("expected 1001, got {other:?}"),
+    }
+    shutdown.await.unwrap();
+    assert!(TcpStream::connect(addr).await.is_err(), "no longer accepting");
+}
+
+#[tokio::test]
+async fn handler_return_closes_with_1000() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new().serve_listener(|_ws: WebSocket<TcpStream>| async {}, listener);
+    let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+    match ws.recv().await {
+        Err(Error::Closed(closed)) => assert_eq!(closed.code, CloseCode::NORMAL),
+        other => panic!("expected 1000, got {other:?}"),
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn rejected_handshake_keeps_the_response() {
+    let (server, addr) = echo_server(ServerBuilder::new().origins(["https://good.example"], false)).await;
+    let error = ClientBuilder::new().origin("https://evil.example").connect(&uri(addr)).await.unwrap_err();
+    match error {
+        Error::Handshake(ws_handshake::ClientError::Rejected(response)) => assert_eq!(response.status(), 403),
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+}
