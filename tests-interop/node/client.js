@@ -19,7 +19,9 @@ const summary = {
 };
 let checks = 0;
 const check = (cond, what) => { checks++; if (!cond) summary.failures.push(what); };
+let finished = false;
 function finish(code) {
+  finished = true;
   summary.checks = checks;
   summary.elapsed_ms = Date.now() - t0;
   summary.ok = summary.failures.length === 0;
@@ -39,9 +41,25 @@ ws.on('message', (data, isBinary) => {
   if (waiters.length) waiters.shift()(m); else queue.push(m);
 });
 const next = () => new Promise((res) => (queue.length ? res(queue.shift()) : waiters.push(res)));
-let closeInfo = null; const closed = new Promise((res) => ws.on('close', (code, reason) => {
-  closeInfo = { code, reason: reason.toString('utf8') }; res();
+let closeInfo = null; let closing = false;
+const closed = new Promise((res) => ws.on('close', (code, reason) => {
+  closeInfo = { code, reason: reason.toString('utf8') };
+  if (!closing) {
+    // The server closed first: every pending step fails.
+    summary.close = closeInfo;
+    summary.failures.push(`connection closed by server early: ${code} ${closeInfo.reason}`);
+    finish(2);
+  }
+  res();
 }));
+// Node exits when nothing is pending; never let that pass silently.
+process.on('exit', (code) => {
+  if (!finished) {
+    summary.failures.push('error: exited with the test unfinished');
+    process.stdout.write(JSON.stringify({ ...summary, ok: false }) + '\n');
+    process.exitCode = code || 2;
+  }
+});
 ws.on('error', (e) => { summary.failures.push(`error: ${e.message}`); finish(2); });
 const send = (data, opts) => new Promise((res, rej) => ws.send(data, opts, (e) => (e ? rej(e) : res())));
 
@@ -83,6 +101,7 @@ ws.on('open', async () => {
     const pdata = await pong;
     check(pdata.toString() === 'interop-ping', 'pong payload mismatch');
 
+    closing = true;
     ws.close(CLOSE_CODE, CLOSE_REASON);
     await closed;
     summary.close = closeInfo;
