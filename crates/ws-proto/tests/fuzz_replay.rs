@@ -11,7 +11,10 @@ use ws_proto::Role;
 mod proto;
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+    // `cargo test` sets the variable at run time too: prefer it, so a moved checkout works.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
+    Path::new(&manifest_dir).join("../../fuzz")
 }
 
 /// Every file under `fuzz/{seeds,corpus,artifacts}/<target>/`.
