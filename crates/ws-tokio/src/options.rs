@@ -19,7 +19,10 @@ pub struct Options {
     /// The largest message accepted, after decompression (default 1 MiB; `None`: unlimited).
     /// Larger messages close the connection with 1009.
     pub max_size: Option<usize>,
-    /// The largest frame accepted, as on the wire (default: `max_size`).
+    /// The largest frame accepted, as on the wire. `None` (the default) derives it from
+    /// `max_size` plus deflate's worst-case expansion (a compressed frame of incompressible
+    /// data is slightly larger than the message it carries); `max_size` itself is enforced on
+    /// the message after decompression.
     pub max_frame_size: Option<usize>,
     /// Write buffer high and low water marks (default 32 KiB and 8 KiB): once more than `high`
     /// bytes wait to be written, `send` waits until the peer has taken all but `low`.
@@ -34,7 +37,7 @@ impl Default for Options {
             ping_timeout: Some(Duration::from_secs(20)),
             close_timeout: Some(Duration::from_secs(10)),
             max_size: Some(1 << 20),
-            max_frame_size: Some(1 << 20),
+            max_frame_size: None,
             write_limit: (32 * 1024, 8 * 1024),
         }
     }
@@ -42,9 +45,9 @@ impl Default for Options {
 
 impl Options {
     pub(crate) fn proto_config(&self) -> ws_proto::Config {
-        ws_proto::Config::default()
-            .with_max_message_size(self.max_size)
-            .with_max_frame_size(self.max_frame_size)
+        // Stored deflate blocks add 5 bytes per 16 KiB; a small window can cost a little more.
+        let frame = self.max_frame_size.or(self.max_size.map(|max| max.saturating_add(max / 64 + 1024)));
+        ws_proto::Config::default().with_max_message_size(self.max_size).with_max_frame_size(frame)
     }
 }
 
@@ -75,14 +78,13 @@ macro_rules! option_setters {
             self
         }
 
-        /// Sets the message and frame size limit (see [`Options::max_size`](crate::Options::max_size)).
+        /// Sets the message size limit (see [`Options::max_size`](crate::Options::max_size)).
         pub fn max_size(mut self, max: Option<usize>) -> Self {
             self.options.max_size = max;
-            self.options.max_frame_size = max;
             self
         }
 
-        /// Sets the frame size limit alone.
+        /// Sets the wire frame size limit (see [`Options::max_frame_size`](crate::Options::max_frame_size)).
         pub fn max_frame_size(mut self, max: Option<usize>) -> Self {
             self.options.max_frame_size = max;
             self

@@ -6,9 +6,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use ws_tokio::{
-    Bytes, ClientBuilder, CloseCode, Error, Message, Server, ServerBuilder, Timeout, WebSocket,
-};
+use ws_tokio::{Bytes, ClientBuilder, CloseCode, Error, Message, Server, ServerBuilder, Timeout, WebSocket};
 
 async fn echo_server(builder: ServerBuilder) -> (Server, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -129,7 +127,8 @@ async fn ping_resolves_with_latency() {
 
 #[tokio::test]
 async fn stalled_handshake_is_dropped_after_open_timeout() {
-    let (server, addr) = echo_server(ServerBuilder::new().open_timeout(Some(Duration::from_millis(200)))).await;
+    let (server, addr) =
+        echo_server(ServerBuilder::new().open_timeout(Some(Duration::from_millis(200)))).await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap(); // ...and never the rest
     let started = Instant::now();
@@ -149,7 +148,8 @@ async fn client_open_timeout() {
         let (_socket, _) = listener.accept().await.unwrap();
         tokio::time::sleep(Duration::from_secs(10)).await;
     });
-    let result = ClientBuilder::new().open_timeout(Some(Duration::from_millis(200))).connect(&uri(addr)).await;
+    let result =
+        ClientBuilder::new().open_timeout(Some(Duration::from_millis(200))).connect(&uri(addr)).await;
     assert!(matches!(result, Err(Error::Timeout(Timeout::Open))), "{result:?}");
 }
 
