@@ -103,7 +103,11 @@ fn negotiation_problems(header: Option<&str>, a: &Args) -> Vec<String> {
     problems
 }
 
-async fn run(a: &Args, checks: &mut Checks, extensions: &mut Option<String>) -> Result<Option<(u16, String)>, Error> {
+async fn run(
+    a: &Args,
+    checks: &mut Checks,
+    extensions: &mut Option<String>,
+) -> Result<Option<(u16, String)>, Error> {
     let mut builder = ClientBuilder::new().max_size(Some(4 << 20));
     if a.no_compression {
         builder = builder.compression(None);
@@ -130,18 +134,27 @@ async fn run(a: &Args, checks: &mut Checks, extensions: &mut Option<String>) -> 
         let t = text(size);
         ws.send(t.as_str()).await?;
         let got = ws.recv().await?;
-        checks.check(matches!(&got, Message::Text(g) if g.as_str() == t), format!("text {size}: echo mismatch"));
+        checks.check(
+            matches!(&got, Message::Text(g) if g.as_str() == t),
+            format!("text {size}: echo mismatch"),
+        );
         let b = binary(size);
         ws.send(b.clone()).await?;
         let got = ws.recv().await?;
-        checks.check(matches!(&got, Message::Binary(g) if g[..] == b[..]), format!("binary {size}: echo mismatch"));
+        checks.check(
+            matches!(&got, Message::Binary(g) if g[..] == b[..]),
+            format!("binary {size}: echo mismatch"),
+        );
     }
 
     // A text message whose "é" (c3 a9) straddles two frames, with an empty continuation.
     let parts: [&[u8]; 4] = [b"frag-one h\xc3", b"\xa9 ", b"", b"frag-two"];
     ws.send_fragmented(true, parts.iter().map(|p| Bytes::copy_from_slice(p))).await?;
     let got = ws.recv().await?;
-    checks.check(matches!(&got, Message::Text(g) if g.as_str() == "frag-one h\u{e9} frag-two"), "fragmented text");
+    checks.check(
+        matches!(&got, Message::Text(g) if g.as_str() == "frag-one h\u{e9} frag-two"),
+        "fragmented text",
+    );
     let bparts = [binary(3), binary(70000), Vec::new(), binary(126)];
     ws.send_fragmented(false, bparts.iter().cloned()).await?;
     let got = ws.recv().await?;

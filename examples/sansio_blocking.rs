@@ -25,7 +25,11 @@ fn flush(conn: &mut Connection, socket: &mut TcpStream) -> std::io::Result<()> {
 }
 
 /// Reads until the connection has an event (or the peer is gone).
-fn next_event(conn: &mut Connection, socket: &mut TcpStream, buf: &mut BytesMut) -> Result<Option<Event>, AnyError> {
+fn next_event(
+    conn: &mut Connection,
+    socket: &mut TcpStream,
+    buf: &mut BytesMut,
+) -> Result<Option<Event>, AnyError> {
     loop {
         if let Some(event) = conn.next_event() {
             flush(conn, socket)?; // pongs and close replies
