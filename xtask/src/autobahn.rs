@@ -392,7 +392,11 @@ fn test_client(job: &Job) -> Result {
     let log = job.dir.join("wstest.log");
     let mut wstest = Spawned::spawn(
         "wstest fuzzingserver",
-        Command::new(&job.wstest).args(["-m", "fuzzingserver", "-s"]).arg(&spec_path).current_dir(&job.dir),
+        // --webport 0: no embedded web server on 8080, so concurrent runs never collide.
+        Command::new(&job.wstest)
+            .args(["-m", "fuzzingserver", "--webport", "0", "-s"])
+            .arg(&spec_path)
+            .current_dir(&job.dir),
         &log,
     )?;
     util::wait_port(port, &mut wstest, Duration::from_secs(60))?;
