@@ -1,6 +1,7 @@
 //! Project automation for the ws workspace. Run `cargo xtask help`.
 
 mod autobahn;
+mod bench;
 mod interop;
 mod util;
 
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(rest),
         Some("autobahn") => autobahn::run(rest),
         Some("interop") => interop::run(rest),
+        Some("bench") => bench::run(rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())

@@ -1,0 +1,864 @@
+//! `cargo xtask bench`: echo throughput, latency and idle memory of the ws `echo_server`
+//! example against other Rust stacks (and Python `websockets` / Node `ws` with compression),
+//! measured in the same run, interleaved, and written as markdown to `docs/performance.md`.
+//!
+//! The load generator (`bench/loadgen`) and the peer servers (`bench/peers`) live in a separate
+//! cargo workspace under `bench/`, so that `cargo test --workspace` never builds the peers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{self, Result, fmt_dur, say};
+
+const USAGE: &str = "\
+usage: cargo xtask bench [--quick] [--rounds N] [--duration SECS] [--only PARTS] [--out FILE]
+                         [--no-build]
+
+Builds the ws echo_server example, bench/loadgen and bench/peers (release), then runs:
+  throughput  uncompressed echo: 20 B, 1 KiB, 64 KiB, 1 MiB x 1 and 64 connections x text/binary,
+              against ws, tokio-tungstenite, fastwebsockets, ratchet, sockudo-ws, raw TCP echo
+  deflate     permessage-deflate on, JSON-like payloads: ws, ratchet+deflate, Python websockets,
+              Node ws (installed by tests-interop/setup.sh)
+  memory      server RSS per idle connection (one echo each), 2,000 and 10,000 connections
+
+  --quick         fewer cells, 1 round, short runs, 2,000 connections only; writes
+                  <target>/bench/quick.md unless --out is given
+  --rounds N      rounds of every cell (default 3; servers interleaved, order rotated per round)
+  --duration S    measured seconds per run (default 1.5; quick 0.8), after a 0.5 s warm-up
+  --only PARTS    comma-separated subset of throughput,deflate,memory
+  --out FILE      where the markdown goes (default docs/performance.md; the part between
+                  <!-- bench:begin --> and <!-- bench:end --> is replaced, the rest kept)
+  --no-build      use the binaries already built";
+
+/// Every server runs on a multi-thread tokio runtime with this many workers.
+const SERVER_WORKERS: &str = "2";
+/// File descriptor limit for the servers and the load generator (memory runs).
+const NOFILE: u32 = 20_000;
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Srv {
+    Ours,
+    OursDeflate,
+    Tungstenite,
+    FastWs,
+    Ratchet,
+    RatchetDeflate,
+    Sockudo,
+    Raw,
+    Python,
+    PythonDeflate,
+    Node,
+    NodeDeflate,
+}
+
+impl Srv {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ours => "ws",
+            Self::OursDeflate => "ws (deflate)",
+            Self::Tungstenite => "tokio-tungstenite",
+            Self::FastWs => "fastwebsockets",
+            Self::Ratchet => "ratchet",
+            Self::RatchetDeflate => "ratchet (deflate)",
+            Self::Sockudo => "sockudo-ws",
+            Self::Raw => "raw TCP echo",
+            Self::Python => "Python websockets",
+            Self::PythonDeflate => "Python websockets (deflate)",
+            Self::Node => "Node ws",
+            Self::NodeDeflate => "Node ws (deflate)",
+        }
+    }
+
+    fn is_peer(self) -> bool {
+        !matches!(self, Self::Ours | Self::OursDeflate | Self::Raw)
+    }
+}
+
+struct Bins {
+    echo_server: PathBuf,
+    loadgen: PathBuf,
+    peers: PathBuf,
+    python: PathBuf,
+    node_path: PathBuf,
+    interop: bool,
+}
+
+impl Bins {
+    fn command(&self, srv: Srv, port: u16) -> Command {
+        let addr = format!("127.0.0.1:{port}");
+        let peers = |imp: &str| {
+            let mut c = Command::new(&self.peers);
+            c.args(["--impl", imp, &addr]);
+            c
+        };
+        let interop = util::root().join("tests-interop");
+        let python = |compress: bool| {
+            let mut c = Command::new(&self.python);
+            c.arg(interop.join("python/server.py")).args(["--port", &port.to_string()]);
+            if !compress {
+                c.arg("--no-compression");
+            }
+            c
+        };
+        let node = |compress: bool| {
+            let mut c = Command::new("node");
+            c.arg(interop.join("node/server.js")).args(["--port", &port.to_string()]);
+            c.env("NODE_PATH", &self.node_path);
+            if !compress {
+                c.arg("--no-compression");
+            }
+            c
+        };
+        let mut c = match srv {
+            Srv::Ours => {
+                let mut c = Command::new(&self.echo_server);
+                c.args([addr.as_str(), "--no-compression"]);
+                c
+            }
+            Srv::OursDeflate => {
+                let mut c = Command::new(&self.echo_server);
+                c.arg(&addr);
+                c
+            }
+            Srv::Tungstenite => peers("tungstenite"),
+            Srv::FastWs => peers("fastwebsockets"),
+            Srv::Ratchet => peers("ratchet"),
+            Srv::RatchetDeflate => peers("ratchet-deflate"),
+            Srv::Sockudo => peers("sockudo"),
+            Srv::Raw => peers("raw"),
+            Srv::Python => python(false),
+            Srv::PythonDeflate => python(true),
+            Srv::Node => node(false),
+            Srv::NodeDeflate => node(true),
+        };
+        c.env("TOKIO_WORKER_THREADS", SERVER_WORKERS).current_dir(util::root());
+        c
+    }
+}
+
+/// A server process (killed on drop), run under `sh -c 'ulimit -n ..; exec ..'` so that its pid
+/// is the server's own.
+struct Server {
+    srv: Srv,
+    port: u16,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(bins: &Bins, srv: Srv, logs: &Path) -> Result<Self> {
+        let port = util::free_port()?;
+        let inner = bins.command(srv, port);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("ulimit -n {NOFILE} 2>/dev/null; exec \"$0\" \"$@\""));
+        cmd.arg(inner.get_program()).args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        cmd.current_dir(util::root());
+        let log = logs.join(format!("{}-{port}.log", srv.label().replace([' ', '(', ')'], "")));
+        let f = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let f2 = f.try_clone().map_err(|e| e.to_string())?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(f)
+            .stderr(f2)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", srv.label()))?;
+        let mut s = Self { srv, port, child, log };
+        s.wait_listening()?;
+        Ok(s)
+    }
+
+    fn wait_listening(&mut self) -> Result {
+        let start = Instant::now();
+        loop {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Err(format!(
+                    "{} exited ({st}) before listening:\n{}",
+                    self.srv.label(),
+                    util::tail(&self.log, 10)
+                ));
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(format!("{} did not listen within 20 s", self.srv.label()));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// VmRSS in bytes, from /proc.
+    fn rss(&self) -> Result<u64> {
+        let path = format!("/proc/{}/status", self.child.id());
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .ok_or_else(|| format!("no VmRSS in {path}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Cell {
+    size: usize,
+    conns: usize,
+    binary: bool,
+}
+
+impl Cell {
+    fn label(&self) -> String {
+        format!("{} x{} {}", fmt_size(self.size), self.conns, if self.binary { "bin" } else { "text" })
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    msg_per_s: f64,
+    mb_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// Results of one part: per cell, per server, the samples of every round (or an error).
+type Results = BTreeMap<(usize, Srv), Vec<std::result::Result<Sample, String>>>;
+
+struct Opts {
+    quick: bool,
+    rounds: usize,
+    duration: f64,
+    warmup: f64,
+    parts: Vec<String>,
+    out: Option<PathBuf>,
+    build: bool,
+}
+
+pub fn run(args: &[String]) -> Result {
+    let mut o = Opts {
+        quick: false,
+        rounds: 0,
+        duration: 0.0,
+        warmup: 0.5,
+        parts: vec!["throughput".into(), "deflate".into(), "memory".into()],
+        out: None,
+        build: true,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--rounds" => o.rounds = val()?.parse().map_err(|e| format!("--rounds: {e}"))?,
+            "--duration" => o.duration = val()?.parse().map_err(|e| format!("--duration: {e}"))?,
+            "--only" => o.parts = val()?.split(',').map(str::to_owned).collect(),
+            "--out" => o.out = Some(PathBuf::from(val()?)),
+            "--no-build" => o.build = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(());
+            }
+            other => return Err(format!("unknown argument `{other}`\n\n{USAGE}")),
+        }
+    }
+    if let Some(p) = o.parts.iter().find(|p| !["throughput", "deflate", "memory"].contains(&p.as_str())) {
+        return Err(format!("unknown part `{p}` (throughput, deflate, memory)"));
+    }
+    if o.rounds == 0 {
+        o.rounds = if o.quick { 1 } else { 3 };
+    }
+    if o.duration == 0.0 {
+        o.duration = if o.quick { 0.8 } else { 1.5 };
+    }
+    if o.quick {
+        o.warmup = 0.3;
+    }
+    let started = Instant::now();
+    let meta = util::Metadata::load()?;
+    let bench_target = meta.target_dir.join("bench");
+    std::fs::create_dir_all(&bench_target).map_err(|e| e.to_string())?;
+    let logs = bench_target.join("logs");
+    util::fresh_dir(&logs)?;
+
+    if o.build {
+        meta.build_examples(&["echo_server"])?;
+        util::step_status(
+            Command::new(util::cargo())
+                .args(["build", "--release", "--manifest-path"])
+                .arg(util::root().join("bench/Cargo.toml"))
+                .arg("--target-dir")
+                .arg(&meta.target_dir),
+            "build bench/loadgen and bench/peers",
+        )?;
+    }
+    let home = match std::env::var_os("WS_INTEROP_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => util::home()?.join(".cache").join("ws-interop"),
+    };
+    let interop = o.parts.iter().any(|p| p != "throughput") && {
+        let setup = Command::new("bash")
+            .arg(util::root().join("tests-interop/setup.sh"))
+            .env("WS_INTEROP_HOME", &home)
+            .status();
+        match setup {
+            Ok(s) if s.success() => true,
+            other => {
+                say(format!("bench: interop peers unavailable ({other:?}); Python/Node skipped"));
+                false
+            }
+        }
+    };
+    let bins = Bins {
+        echo_server: meta.example_bin("echo_server"),
+        loadgen: meta.target_dir.join("release/ws-loadgen"),
+        peers: meta.target_dir.join("release/ws-peers"),
+        python: home.join("venv/bin/python"),
+        node_path: home.join("node/node_modules"),
+        interop,
+    };
+    for p in [&bins.echo_server, &bins.loadgen, &bins.peers] {
+        if !p.exists() {
+            return Err(format!("{} is missing (run without --no-build)", p.display()));
+        }
+    }
+
+    let mut md = String::new();
+    write_header(&mut md, &o, args);
+    if o.parts.iter().any(|p| p == "throughput") {
+        let servers = [Srv::Ours, Srv::Tungstenite, Srv::FastWs, Srv::Ratchet, Srv::Sockudo, Srv::Raw];
+        let cells = throughput_cells(o.quick);
+        say(format!(
+            "bench: throughput, {} cells x {} servers x {} rounds",
+            cells.len(),
+            servers.len(),
+            o.rounds
+        ));
+        let res = run_matrix(&bins, &o, &servers, &cells, false, &logs)?;
+        write_throughput(&mut md, &servers, &cells, &res);
+    }
+    if o.parts.iter().any(|p| p == "deflate") {
+        let mut servers = vec![Srv::OursDeflate, Srv::RatchetDeflate];
+        if bins.interop {
+            servers.extend([Srv::PythonDeflate, Srv::NodeDeflate]);
+        }
+        let cells = deflate_cells(o.quick);
+        say(format!(
+            "bench: deflate, {} cells x {} servers x {} rounds",
+            cells.len(),
+            servers.len(),
+            o.rounds
+        ));
+        let res = run_matrix(&bins, &o, &servers, &cells, true, &logs)?;
+        write_deflate(&mut md, &servers, &cells, &res);
+    }
+    if o.parts.iter().any(|p| p == "memory") {
+        let counts: &[usize] = if o.quick { &[2_000] } else { &[2_000, 10_000] };
+        let mut servers = vec![
+            (Srv::Ours, false),
+            (Srv::OursDeflate, true),
+            (Srv::Tungstenite, false),
+            (Srv::FastWs, false),
+            (Srv::Ratchet, false),
+            (Srv::RatchetDeflate, true),
+            (Srv::Sockudo, false),
+            (Srv::Raw, false),
+        ];
+        if bins.interop {
+            servers.extend([
+                (Srv::Python, false),
+                (Srv::PythonDeflate, true),
+                (Srv::Node, false),
+                (Srv::NodeDeflate, true),
+            ]);
+        }
+        say(format!("bench: memory, {} servers x {counts:?} connections", servers.len()));
+        let res = run_memory(&bins, &servers, counts, &logs);
+        write_memory(&mut md, &servers, counts, &res);
+    }
+    let _ = writeln!(md, "\nTotal bench time: {}.", fmt_dur(started.elapsed()));
+
+    let out = o.out.clone().unwrap_or_else(|| {
+        if o.quick { bench_target.join("quick.md") } else { util::root().join("docs/performance.md") }
+    });
+    write_output(&out, &md)?;
+    say(format!("bench: wrote {} ({})", out.display(), fmt_dur(started.elapsed())));
+    Ok(())
+}
+
+fn throughput_cells(quick: bool) -> Vec<Cell> {
+    if quick {
+        return vec![
+            Cell { size: 20, conns: 64, binary: false },
+            Cell { size: 1024, conns: 1, binary: true },
+            Cell { size: 1024, conns: 64, binary: false },
+            Cell { size: 64 << 10, conns: 64, binary: true },
+        ];
+    }
+    let mut cells = Vec::new();
+    for size in [20, 1024, 64 << 10, 1 << 20] {
+        for conns in [1, 64] {
+            for binary in [false, true] {
+                cells.push(Cell { size, conns, binary });
+            }
+        }
+    }
+    cells
+}
+
+fn deflate_cells(quick: bool) -> Vec<Cell> {
+    if quick {
+        return vec![Cell { size: 1024, conns: 64, binary: false }];
+    }
+    vec![
+        Cell { size: 1024, conns: 1, binary: false },
+        Cell { size: 1024, conns: 64, binary: false },
+        Cell { size: 64 << 10, conns: 1, binary: false },
+        Cell { size: 64 << 10, conns: 64, binary: false },
+    ]
+}
+
+/// Every cell against every server, `rounds` times, the servers interleaved and their order
+/// rotated from one cell and round to the next.
+fn run_matrix(
+    bins: &Bins,
+    o: &Opts,
+    servers: &[Srv],
+    cells: &[Cell],
+    deflate: bool,
+    logs: &Path,
+) -> Result<Results> {
+    let mut running = Vec::new();
+    for &s in servers {
+        running.push(Server::start(bins, s, logs)?);
+    }
+    let mut res = Results::new();
+    let n = running.len();
+    for round in 0..o.rounds {
+        for (ci, cell) in cells.iter().enumerate() {
+            let mut line = format!("  round {}/{} {:<16}", round + 1, o.rounds, cell.label());
+            for k in 0..n {
+                let server = &mut running[(k + ci + round) % n];
+                let r = if server.alive() {
+                    loadgen(bins, server.port, cell, deflate, o)
+                } else {
+                    Err(format!("server exited; see {}", server.log.display()))
+                };
+                let _ = write!(
+                    line,
+                    " {}={}",
+                    server.srv.label(),
+                    r.as_ref().map_or("ERR".into(), |s| fmt_rate(s.msg_per_s))
+                );
+                if let Err(e) = &r {
+                    say(format!("    {} {}: {e}", server.srv.label(), cell.label()));
+                }
+                res.entry((ci, server.srv)).or_default().push(r);
+            }
+            say(line);
+        }
+    }
+    Ok(res)
+}
+
+fn loadgen(
+    bins: &Bins,
+    port: u16,
+    cell: &Cell,
+    deflate: bool,
+    o: &Opts,
+) -> std::result::Result<Sample, String> {
+    let mut c = Command::new(&bins.loadgen);
+    c.args(["--addr", &format!("127.0.0.1:{port}")])
+        .args(["--size", &cell.size.to_string(), "--conns", &cell.conns.to_string()])
+        .args(["--warmup", &o.warmup.to_string(), "--duration", &o.duration.to_string()]);
+    if cell.binary {
+        c.arg("--binary");
+    }
+    if deflate {
+        c.arg("--deflate");
+    }
+    let out = c.output().map_err(|e| format!("cannot run loadgen: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("loadgen output: {e}"))?;
+    let f = |k: &str| v[k].as_f64().ok_or_else(|| format!("loadgen output lacks {k}"));
+    Ok(Sample {
+        msg_per_s: f("msg_per_s")?,
+        mb_per_s: f("mb_per_s")?,
+        p50_us: f("p50_us")?,
+        p99_us: f("p99_us")?,
+    })
+}
+
+/// Per server and connection count: (RSS after - RSS before) / N, or an error.
+type MemResults = BTreeMap<(Srv, usize), std::result::Result<f64, String>>;
+
+fn run_memory(bins: &Bins, servers: &[(Srv, bool)], counts: &[usize], logs: &Path) -> MemResults {
+    let mut res = MemResults::new();
+    for &n in counts {
+        for &(srv, deflate) in servers {
+            let r = memory_one(bins, srv, deflate, n, logs);
+            say(format!(
+                "  {:<28} {n:>6} conns: {}",
+                srv.label(),
+                match &r {
+                    Ok(b) => format!("{:.1} KiB/conn", b / 1024.0),
+                    Err(e) => format!("ERR {e}"),
+                }
+            ));
+            res.insert((srv, n), r);
+        }
+    }
+    res
+}
+
+fn memory_one(
+    bins: &Bins,
+    srv: Srv,
+    deflate: bool,
+    n: usize,
+    logs: &Path,
+) -> std::result::Result<f64, String> {
+    let server = Server::start(bins, srv, logs)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server.rss()?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("ulimit -n {NOFILE} 2>/dev/null; exec \"$0\" \"$@\""));
+    cmd.arg(&bins.loadgen).args(["--addr", &format!("127.0.0.1:{}", server.port)]);
+    cmd.args(["--idle", &n.to_string(), "--size", "1024"]);
+    if deflate {
+        cmd.arg("--deflate");
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run loadgen: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    let ready = BufReader::new(stdout).read_line(&mut line).is_ok() && line.starts_with("READY");
+    let result = if ready {
+        std::thread::sleep(Duration::from_millis(500));
+        server.rss().map(|after| (after as f64 - before as f64) / n as f64)
+    } else {
+        let _ = child.kill();
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        Err(format!("loadgen did not get {n} connections up: {}", err.trim()))
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(server);
+    result
+}
+
+// ---- reporting ----
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
+}
+
+/// Median of one metric over the successful rounds, with the spread (max - min) / median.
+fn stat(res: &Results, key: (usize, Srv), f: impl Fn(&Sample) -> f64) -> Option<(f64, f64)> {
+    let mut v: Vec<f64> = res.get(&key)?.iter().filter_map(|r| r.as_ref().ok()).map(&f).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let med = median(&mut v);
+    let (lo, hi) = (v[0], v[v.len() - 1]);
+    Some((med, if med > 0.0 { (hi - lo) / med } else { 0.0 }))
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e4 {
+        format!("{:.0}k", x / 1e3)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}
+
+fn fmt_size(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} B"),
+    }
+}
+
+fn fmt_us(x: f64) -> String {
+    if x >= 10_000.0 {
+        format!("{:.0} ms", x / 1000.0)
+    } else if x >= 1000.0 {
+        format!("{:.1} ms", x / 1000.0)
+    } else {
+        format!("{x:.0} µs")
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let sh = |c: &str, a: &[&str]| {
+        Command::new(c)
+            .args(a)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    format!(
+        "nproc {}, CPU {cpu}, kernel {}, {}",
+        sh("nproc", &[]),
+        sh("uname", &["-r"]),
+        sh("rustc", &["--version"])
+    )
+}
+
+fn write_header(md: &mut String, o: &Opts, args: &[String]) {
+    let cmd = if args.is_empty() {
+        "cargo xtask bench".to_owned()
+    } else {
+        format!("cargo xtask bench {}", args.join(" "))
+    };
+    let _ = writeln!(md, "## Results\n");
+    let _ = writeln!(md, "- Command: `{cmd}`");
+    let _ = writeln!(md, "- Machine: {}", machine());
+    let _ = writeln!(
+        md,
+        "- {} round(s) per cell, servers interleaved (order rotated per cell and round); each run {} s warm-up + {} s measured. \
+         Cells show the median of the rounds and, after ±, the spread (max − min) / median.",
+        o.rounds, o.warmup, o.duration
+    );
+    let _ = writeln!(
+        md,
+        "- Servers: multi-thread tokio runtime, {SERVER_WORKERS} workers (`TOKIO_WORKER_THREADS`), TCP_NODELAY; Python and Node are single-threaded. \
+         Load generator: `bench/loadgen`, one current-thread runtime (one core), pre-encoded masked frames, \
+         16 messages in flight per connection (4 at 1 MiB), round trips matched in FIFO order (latency includes the pipeline queue)."
+    );
+    let _ = writeln!(md, "- MB/s = echoed payload bytes per second (10⁶ B), one direction.\n");
+}
+
+fn cell_value(
+    res: &Results,
+    ci: usize,
+    s: Srv,
+    f: impl Fn(&Sample) -> f64,
+    fmt: impl Fn(f64) -> String,
+) -> String {
+    match stat(res, (ci, s), f) {
+        Some((m, spread)) => format!("{} ±{:.0}%", fmt(m), spread * 100.0),
+        None => "error".into(),
+    }
+}
+
+fn ratio(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> Option<f64> {
+    match (a, b) {
+        (Some((a, _)), Some((b, _))) if b > 0.0 => Some(a / b),
+        _ => None,
+    }
+}
+
+fn fmt_ratio(r: Option<f64>, target: f64) -> String {
+    match r {
+        Some(r) if r >= target => format!("{r:.2}×"),
+        Some(r) => format!("**{r:.2}×**"),
+        None => "–".into(),
+    }
+}
+
+fn write_throughput(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Results) {
+    let peers: Vec<Srv> = servers.iter().copied().filter(|s| s.is_peer()).collect();
+    let _ = writeln!(md, "### Uncompressed echo: messages/s\n");
+    let _ = write!(md, "| cell |");
+    for s in servers {
+        let _ = write!(md, " {} |", s.label());
+    }
+    let _ = writeln!(md, " ws / best peer | ws / raw TCP |");
+    let _ = writeln!(md, "|{}", "---|".repeat(servers.len() + 3));
+    for (ci, cell) in cells.iter().enumerate() {
+        let _ = write!(md, "| {} |", cell.label());
+        for &s in servers {
+            let _ = write!(md, " {} |", cell_value(res, ci, s, |x| x.msg_per_s, fmt_rate));
+        }
+        let ours = stat(res, (ci, Srv::Ours), |x| x.msg_per_s);
+        let best = peers
+            .iter()
+            .filter_map(|&p| stat(res, (ci, p), |x| x.msg_per_s).map(|v| (v, p)))
+            .max_by(|a, b| a.0.0.total_cmp(&b.0.0));
+        let raw = stat(res, (ci, Srv::Raw), |x| x.msg_per_s);
+        let best_s = match best {
+            Some((v, p)) => format!("{} ({})", fmt_ratio(ratio(ours, Some(v)), 1.05), p.label()),
+            None => "–".into(),
+        };
+        let raw_target = if cell.size <= 1024 { 0.9 } else { 0.0 };
+        let _ = writeln!(md, " {best_s} | {} |", fmt_ratio(ratio(ours, raw), raw_target));
+    }
+    let _ = writeln!(
+        md,
+        "\nTargets: ws ≥ 1.05× the best peer in every cell, ≥ 0.9× raw TCP at 20 B and 1 KiB; misses in **bold**.\n"
+    );
+    let _ = writeln!(md, "### Uncompressed echo: MB/s and round-trip latency p50 / p99 (medians)\n");
+    let _ = write!(md, "| cell |");
+    for s in servers {
+        let _ = write!(md, " {} |", s.label());
+    }
+    let _ = writeln!(md, "\n|{}", "---|".repeat(servers.len() + 1));
+    for (ci, cell) in cells.iter().enumerate() {
+        let _ = write!(md, "| {} |", cell.label());
+        for &s in servers {
+            let mb = stat(res, (ci, s), |x| x.mb_per_s);
+            let p50 = stat(res, (ci, s), |x| x.p50_us);
+            let p99 = stat(res, (ci, s), |x| x.p99_us);
+            match (mb, p50, p99) {
+                (Some(mb), Some(p50), Some(p99)) => {
+                    let _ = write!(md, " {:.1} MB/s, {} / {} |", mb.0, fmt_us(p50.0), fmt_us(p99.0));
+                }
+                _ => {
+                    let _ = write!(md, " error |");
+                }
+            }
+        }
+        let _ = writeln!(md);
+    }
+    write_errors(md, cells, res);
+}
+
+fn write_deflate(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Results) {
+    let _ = writeln!(
+        md,
+        "\n### permessage-deflate echo (JSON-like text; the client offers `client_no_context_takeover`, \
+         the server compresses with its defaults): messages/s\n"
+    );
+    let targets = [(Srv::RatchetDeflate, 3.0), (Srv::PythonDeflate, 5.0), (Srv::NodeDeflate, 10.0)];
+    let _ = write!(md, "| cell |");
+    for s in servers {
+        let _ = write!(md, " {} |", s.label());
+    }
+    let present: Vec<(Srv, f64)> = targets.iter().copied().filter(|(s, _)| servers.contains(s)).collect();
+    for (s, t) in &present {
+        let _ = write!(md, " ws / {} (≥ {t}×) |", s.label());
+    }
+    let _ = writeln!(md, " ws p50 / p99 |");
+    let _ = writeln!(md, "|{}", "---|".repeat(servers.len() + present.len() + 2));
+    for (ci, cell) in cells.iter().enumerate() {
+        let _ = write!(md, "| {} |", cell.label());
+        for &s in servers {
+            let _ = write!(md, " {} |", cell_value(res, ci, s, |x| x.msg_per_s, fmt_rate));
+        }
+        let ours = stat(res, (ci, Srv::OursDeflate), |x| x.msg_per_s);
+        for &(s, t) in &present {
+            let _ = write!(md, " {} |", fmt_ratio(ratio(ours, stat(res, (ci, s), |x| x.msg_per_s)), t));
+        }
+        let p50 = stat(res, (ci, Srv::OursDeflate), |x| x.p50_us).map_or("–".into(), |v| fmt_us(v.0));
+        let p99 = stat(res, (ci, Srv::OursDeflate), |x| x.p99_us).map_or("–".into(), |v| fmt_us(v.0));
+        let _ = writeln!(md, " {p50} / {p99} |");
+    }
+    write_errors(md, cells, res);
+}
+
+fn write_errors(md: &mut String, cells: &[Cell], res: &Results) {
+    let mut first = true;
+    for ((ci, s), v) in res {
+        for e in v.iter().filter_map(|r| r.as_ref().err()) {
+            if first {
+                let _ = writeln!(md, "\nErrors:\n");
+                first = false;
+            }
+            let _ =
+                writeln!(md, "- {} {}: {}", s.label(), cells[*ci].label(), e.lines().next().unwrap_or(""));
+        }
+    }
+}
+
+fn write_memory(md: &mut String, servers: &[(Srv, bool)], counts: &[usize], res: &MemResults) {
+    let _ = writeln!(
+        md,
+        "\n### Idle memory per connection\n\n(server VmRSS after − before) / N, with N connections open, each after one 1 KiB echo \
+         (compressed where the server has deflate). Targets at 2,000: ≤ 4 KiB uncompressed, ≤ 40 KiB with compression.\n"
+    );
+    let _ = write!(md, "| server | deflate |");
+    for n in counts {
+        let _ = write!(md, " {n} conns |");
+    }
+    let _ = writeln!(md, "\n|---|---|{}", "---|".repeat(counts.len()));
+    for &(s, deflate) in servers {
+        let _ = write!(md, "| {} | {} |", s.label(), if deflate { "on" } else { "off" });
+        for &n in counts {
+            let cell = match res.get(&(s, n)) {
+                Some(Ok(b)) => {
+                    let kib = b / 1024.0;
+                    let target = match (s, deflate) {
+                        (Srv::Ours, _) if n == 2_000 => Some(4.0),
+                        (Srv::OursDeflate, _) if n == 2_000 => Some(40.0),
+                        _ => None,
+                    };
+                    match target {
+                        Some(t) if kib > t => format!("**{kib:.1} KiB**"),
+                        _ => format!("{kib:.1} KiB"),
+                    }
+                }
+                Some(Err(e)) => format!("error: {}", e.lines().next().unwrap_or("")),
+                None => "–".into(),
+            };
+            let _ = write!(md, " {cell} |");
+        }
+        let _ = writeln!(md);
+    }
+}
+
+const BEGIN: &str = "<!-- bench:begin (generated by `cargo xtask bench`; edits here are overwritten) -->";
+const END: &str = "<!-- bench:end -->";
+
+/// Writes `md` between the markers of `out`, keeping what is around them.
+fn write_output(out: &Path, md: &str) -> Result {
+    let old = std::fs::read_to_string(out).unwrap_or_default();
+    let block = format!("{BEGIN}\n{md}{END}");
+    let text = match (old.find("<!-- bench:begin"), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+        _ if old.is_empty() => format!("# Performance\n\n{block}\n"),
+        _ => format!("{old}\n{block}\n"),
+    };
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    util::write_file(out, &text)
+}
