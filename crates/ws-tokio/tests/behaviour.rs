@@ -1,4 +1,5 @@
 //! The behaviour of connect()/serve() on loopback: echo, limits, timeouts, closing handshake.
+#![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
