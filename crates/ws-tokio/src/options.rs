@@ -3,6 +3,11 @@
 use std::time::Duration;
 
 /// Timeouts and limits of a connection. The defaults are Python `websockets`' own.
+///
+/// There is no `max_queue`: reading is demand-driven. The transport is read only when the
+/// application asks for the next message, so at most one read buffer (16 KiB, or one frame)
+/// of unread messages is ever held, and a peer that sends faster than the application reads
+/// meets TCP backpressure — Python's `max_queue` set as low as it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {

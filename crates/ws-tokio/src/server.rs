@@ -180,13 +180,19 @@ impl ServerBuilder {
                         },
                     };
                     let (acceptor, handler, shutdown) = (acceptor.clone(), handler.clone(), shutdown.clone());
-                    tracker.spawn(async move {
+                    let span = tracing::debug_span!("ws_connection", %peer);
+                    let connection = async move {
                         let _ = stream.set_nodelay(true);
                         match acceptor.accept_tcp(stream, shutdown).await {
-                            Ok(ws) => handler(ws).await,
-                            Err(e) => tracing::debug!(%peer, error = %e, "opening handshake failed"),
+                            Ok(ws) => {
+                                let id = ws.id();
+                                handler(ws).await;
+                                tracing::debug!(id, "handler done");
+                            }
+                            Err(e) => tracing::debug!(error = %e, "opening handshake failed"),
                         }
-                    });
+                    };
+                    tracker.spawn(tracing::Instrument::instrument(connection, span));
                 }
             }
         };

@@ -331,3 +331,26 @@ async fn rejected_handshake_keeps_the_response() {
     }
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn any_async_read_write_transport() {
+    // An in-memory pipe stands in for TLS, Unix sockets or an upgraded hyper connection.
+    let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+    let acceptor = ServerBuilder::new().subprotocols(["chat"]).build();
+    let server = tokio::spawn(async move {
+        let mut ws = acceptor.accept(server_io).await.unwrap();
+        assert_eq!(ws.subprotocol(), Some("chat"));
+        while let Ok(message) = ws.recv().await {
+            ws.send(message).await.unwrap();
+        }
+        ws.close_code()
+    });
+    let mut ws =
+        ClientBuilder::new().subprotocols(["chat"]).connect_with("ws://in-memory/", client_io).await.unwrap();
+    assert_eq!(ws.info().subprotocol(), Some("chat"));
+    assert_eq!(ws.info().extensions(), ["permessage-deflate"]);
+    ws.send("over a pipe").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("over a pipe"));
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert_eq!(server.await.unwrap(), Some(CloseCode::NORMAL));
+}
