@@ -14,6 +14,11 @@ const LIMITS: [Option<usize>; 8] =
 /// limit, that text is UTF-8, and that the connection's state stays coherent. Panics on a
 /// violation, as a fuzz target should.
 pub fn run(role: Role, data: &[u8]) {
+    run_with(role, data, |conn| conn);
+}
+
+/// [`run`], with `setup` applied to the connection first (e.g. to install extensions).
+pub fn run_with(role: Role, data: &[u8], setup: impl FnOnce(Connection) -> Connection) {
     let [options, cuts, rest @ ..] = data else {
         return;
     };
@@ -27,7 +32,7 @@ pub fn run(role: Role, data: &[u8]) {
         .with_max_frame_size(max_frame)
         .with_max_message_size(max_message)
         .with_auto_pong(auto_pong);
-    let mut conn = Connection::new(role, config).with_mask_seed([0x5a; 32]);
+    let mut conn = setup(Connection::new(role, config).with_mask_seed([0x5a; 32]));
 
     let mut buf = BytesMut::new();
     let mut sink = Vec::new();
