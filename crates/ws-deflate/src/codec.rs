@@ -58,23 +58,44 @@ fn take(buf: &mut BytesMut) -> Bytes {
     out
 }
 
+/// What a compressor is configured with: two compressors with equal keys are interchangeable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompressorKey {
+    /// The zlib window, 9–15 (see [`zlib_window_bits`]).
+    window_bits: u8,
+    level: u8,
+    mem_level: u8,
+}
+
+impl CompressorKey {
+    /// `window_bits` is the RFC value (8–15); the others are validated.
+    pub(crate) fn new(window_bits: u8, level: u8, mem_level: u8) -> Self {
+        Self { window_bits: zlib_window_bits(window_bits), level, mem_level }
+    }
+}
+
 /// The sending half: one deflate stream, reset per message under no context takeover.
 pub(crate) struct Compressor {
     stream: Deflate,
     buf: BytesMut,
+    key: CompressorKey,
 }
 
 impl Compressor {
-    /// A raw deflate stream; `window_bits` is the RFC value (8–15), the others are validated.
-    pub(crate) fn new(window_bits: u8, level: u8, mem_level: u8) -> Self {
+    /// A raw deflate stream.
+    pub(crate) fn new(key: CompressorKey) -> Self {
         let config = DeflateConfig {
-            level: i32::from(level),
+            level: i32::from(key.level),
             method: Method::Deflated,
-            window_bits: -i32::from(zlib_window_bits(window_bits)),
-            mem_level: i32::from(mem_level),
+            window_bits: -i32::from(key.window_bits),
+            mem_level: i32::from(key.mem_level),
             strategy: Strategy::Default,
         };
-        Self { stream: Deflate::new_with_config(config), buf: BytesMut::new() }
+        Self { stream: Deflate::new_with_config(config), buf: BytesMut::new(), key }
+    }
+
+    pub(crate) fn key(&self) -> CompressorKey {
+        self.key
     }
 
     /// Compresses one fragment with a sync flush. On the final fragment, the `00 00 ff ff` tail is
@@ -118,6 +139,12 @@ impl Compressor {
     /// Forgets the history: the next message is compressed without references to earlier ones.
     pub(crate) fn reset(&mut self) {
         self.stream.reset();
+    }
+
+    /// Ready for another connection's message, even after a failed one.
+    pub(crate) fn recycle(&mut self) {
+        self.stream.reset();
+        self.buf.clear();
     }
 }
 
@@ -163,6 +190,13 @@ impl Decompressor {
             self.ended = false;
         }
         Ok(take(&mut self.buf))
+    }
+
+    /// Ready for another connection's message, even after a failed one.
+    pub(crate) fn recycle(&mut self) {
+        self.stream.reset(false);
+        self.ended = false;
+        self.buf.clear();
     }
 
     fn feed(&mut self, mut input: &[u8], limit: usize) -> Result<(), ExtensionError> {

@@ -2,13 +2,59 @@
 
 use std::fmt;
 
-use ws_extensions::{Extension, ExtensionError, Frame, OpCode, Rsv};
+use ws_extensions::{Bytes, Extension, ExtensionError, Frame, OpCode, Rsv};
 
-use crate::codec::{Compressor, Decompressor};
+use crate::codec::{Compressor, CompressorKey, Decompressor};
 use crate::config::{ConfigError, check_level, check_mem_level, check_window_bits};
+use crate::shared;
 
 /// The extension token.
 pub(crate) const NAME: &str = "permessage-deflate";
+
+/// Where a connection's zlib streams live.
+///
+/// ```
+/// use ws_deflate::{Memory, ServerPerMessageDeflateFactory};
+///
+/// // About 0.3 KiB per connection instead of about 210 KiB; see "Memory per connection".
+/// let lean = ServerPerMessageDeflateFactory { memory: Memory::Shared, ..Default::default() };
+/// # let _ = lean;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Memory {
+    /// Each connection owns its compressor and decompressor, created on first use and kept for
+    /// the life of the connection, so context takeover works and no message allocates. About
+    /// 210 KiB per connection at the defaults.
+    #[default]
+    Dedicated,
+    /// The memory-lean mode, like uWebSockets' `SHARED_COMPRESSOR`: every thread keeps one
+    /// compressor and one decompressor, and connections borrow them one message at a time, so a
+    /// connection holds no zlib stream between messages.
+    ///
+    /// The factories negotiate `server_no_context_takeover` and `client_no_context_takeover` in
+    /// this mode, because a shared stream cannot keep one connection's history. The server adds
+    /// both to its response on its own, as RFC 7692 §7.1.1.1 and §7.1.1.2 allow. The client
+    /// offers both, and a server that does not accept `server_no_context_takeover` fails the
+    /// handshake (§7.1.1.1: a server must echo it or decline the offer).
+    ///
+    /// - Outgoing messages are always compressed without context takeover, whatever was
+    ///   negotiated.
+    /// - Incoming messages use the shared decompressor only if the peer resets its context
+    ///   (`remote_no_context_takeover`). A peer that keeps context needs a decompressor holding
+    ///   its history, so the connection then gets a dedicated one (about 48 KiB). That can only
+    ///   happen with a [`PerMessageDeflateConfig`] built by hand: the factories always negotiate
+    ///   no context takeover.
+    /// - A fragmented message keeps its stream from its first frame to its last, because other
+    ///   connections on the thread may run in between. The next connection that needs a stream in
+    ///   that time creates a temporary one, freed when its message ends if the thread already
+    ///   has one again.
+    ///
+    /// The cost is compression ratio and CPU. Each message is compressed alone (see "When
+    /// compression pays"), and the shared compressor's 128 KiB hash table is cleared after every
+    /// message. [`release_thread_streams`](crate::release_thread_streams) frees a thread's
+    /// streams.
+    Shared,
+}
 
 /// The parameters one connection runs with, seen from this endpoint: "local" is what this
 /// endpoint compresses, "remote" what it decompresses.
@@ -46,6 +92,8 @@ pub struct PerMessageDeflateConfig {
     /// [`NO_CONTEXT_TAKEOVER_THRESHOLD`](crate::NO_CONTEXT_TAKEOVER_THRESHOLD) bytes are sent
     /// plain without it, where they would not shrink.
     pub compression_threshold: Option<usize>,
+    /// Streams per connection (the default) or per thread, see [`Memory`].
+    pub memory: Memory,
 }
 
 impl Default for PerMessageDeflateConfig {
@@ -60,6 +108,7 @@ impl Default for PerMessageDeflateConfig {
             level: crate::DEFAULT_LEVEL,
             mem_level: crate::DEFAULT_MEM_LEVEL,
             compression_threshold: None,
+            memory: Memory::Dedicated,
         }
     }
 }
@@ -150,14 +199,61 @@ impl PerMessageDeflate {
         &self.config
     }
 
-    fn compressor(&mut self) -> &mut Compressor {
-        let PerMessageDeflateConfig { local_max_window_bits, level, mem_level, .. } = self.config;
-        self.compressor.get_or_insert_with(|| Compressor::new(local_max_window_bits, level, mem_level))
+    /// Whether our compressor forgets each message: negotiated, or implied by shared streams.
+    fn local_no_context_takeover(&self) -> bool {
+        self.config.local_no_context_takeover || self.config.memory == Memory::Shared
     }
 
-    fn decompressor(&mut self) -> &mut Decompressor {
-        let bits = self.config.remote_max_window_bits;
-        self.decompressor.get_or_insert_with(|| Decompressor::new(bits))
+    /// Whether incoming messages use the thread's shared decompressor.
+    fn shared_decompressor(&self) -> bool {
+        self.config.memory == Memory::Shared && self.config.remote_no_context_takeover
+    }
+
+    /// Compresses one fragment of a compressed message, with the connection's compressor or one
+    /// borrowed from the thread until the message ends.
+    fn compress(&mut self, payload: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
+        let PerMessageDeflateConfig { local_max_window_bits, level, mem_level, memory, .. } = self.config;
+        let key = CompressorKey::new(local_max_window_bits, level, mem_level);
+        let mut compressor = match (self.compressor.take(), memory) {
+            (Some(compressor), _) => compressor,
+            (None, Memory::Shared) => shared::take_compressor(key),
+            (None, Memory::Dedicated) => Compressor::new(key),
+        };
+        let result = compressor.compress(payload, fin);
+        match memory {
+            Memory::Shared if fin || result.is_err() => shared::give_compressor(compressor),
+            Memory::Shared => self.compressor = Some(compressor),
+            Memory::Dedicated => {
+                if fin && result.is_ok() && self.config.local_no_context_takeover {
+                    compressor.reset();
+                }
+                self.compressor = Some(compressor);
+            }
+        }
+        result
+    }
+
+    /// Decompresses one fragment of a compressed message, with the connection's decompressor or
+    /// one borrowed from the thread until the message ends.
+    fn decompress(
+        &mut self,
+        payload: &[u8],
+        fin: bool,
+        max_size: Option<usize>,
+    ) -> Result<Bytes, ExtensionError> {
+        let shared = self.shared_decompressor();
+        let mut decompressor = match self.decompressor.take() {
+            Some(decompressor) => decompressor,
+            None if shared => shared::take_decompressor(),
+            None => Decompressor::new(self.config.remote_max_window_bits),
+        };
+        let result = decompressor.decompress(payload, fin, max_size);
+        if shared && (fin || result.is_err()) {
+            shared::give_decompressor(decompressor);
+        } else {
+            self.decompressor = Some(decompressor);
+        }
+        result
     }
 }
 
@@ -183,12 +279,11 @@ impl Extension for PerMessageDeflate {
             }
             (OpCode::Continuation, state) => state == Message::Compressed,
             (_, Message::Idle) => {
-                let threshold = self.config.compression_threshold.unwrap_or(
-                    match self.config.local_no_context_takeover {
+                let threshold =
+                    self.config.compression_threshold.unwrap_or(match self.local_no_context_takeover() {
                         true => crate::NO_CONTEXT_TAKEOVER_THRESHOLD,
                         false => 0,
-                    },
-                );
+                    });
                 let small = frame.fin && frame.payload.len() < threshold;
                 let compressed = !frame.no_compress && !small;
                 if compressed {
@@ -201,16 +296,10 @@ impl Extension for PerMessageDeflate {
             }
         };
         if compressed {
-            frame.payload = self.compressor().compress(&frame.payload, frame.fin)?;
+            frame.payload = self.compress(&frame.payload, frame.fin)?;
         }
         self.sending = match (frame.fin, compressed) {
-            (true, true) => {
-                if self.config.local_no_context_takeover {
-                    self.compressor().reset();
-                }
-                Message::Idle
-            }
-            (true, false) => Message::Idle,
+            (true, _) => Message::Idle,
             (false, true) => Message::Compressed,
             (false, false) => Message::Plain,
         };
@@ -238,7 +327,7 @@ impl Extension for PerMessageDeflate {
         if compressed {
             // The peer's no_context_takeover needs no reset here: a peer that keeps its promise
             // never refers to earlier messages, so the history we keep is simply unused.
-            frame.payload = self.decompressor().decompress(&frame.payload, frame.fin, max_size)?;
+            frame.payload = self.decompress(&frame.payload, frame.fin, max_size)?;
         }
         self.receiving = match (frame.fin, compressed) {
             (true, _) => Message::Idle,

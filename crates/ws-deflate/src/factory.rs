@@ -5,7 +5,7 @@ use ws_extensions::{
 };
 
 use crate::config::{ConfigError, check_level, check_mem_level, check_window_bits};
-use crate::extension::{NAME, PerMessageDeflate, PerMessageDeflateConfig};
+use crate::extension::{Memory, NAME, PerMessageDeflate, PerMessageDeflateConfig};
 use crate::params::{self, Params, Side, WindowParam};
 use crate::{DEFAULT_LEVEL, DEFAULT_MEM_LEVEL};
 
@@ -87,6 +87,10 @@ pub struct ClientPerMessageDeflateFactory {
     /// Single-frame messages shorter than this are sent uncompressed; `None` decides from
     /// context takeover, see [`PerMessageDeflateConfig::compression_threshold`].
     pub compression_threshold: Option<usize>,
+    /// [`Memory::Shared`] borrows the thread's zlib streams one message at a time instead of
+    /// keeping two per connection. It offers `server_no_context_takeover` and
+    /// `client_no_context_takeover` whatever the two fields above say.
+    pub memory: Memory,
 }
 
 impl Default for ClientPerMessageDeflateFactory {
@@ -100,6 +104,7 @@ impl Default for ClientPerMessageDeflateFactory {
             level: DEFAULT_LEVEL,
             mem_level: DEFAULT_MEM_LEVEL,
             compression_threshold: None,
+            memory: Memory::Dedicated,
         }
     }
 }
@@ -115,9 +120,10 @@ impl ClientPerMessageDeflateFactory {
     }
 
     fn offer(&self) -> Params {
+        let shared = self.memory == Memory::Shared;
         Params {
-            server_no_context_takeover: self.server_no_context_takeover,
-            client_no_context_takeover: self.client_no_context_takeover,
+            server_no_context_takeover: self.server_no_context_takeover || shared,
+            client_no_context_takeover: self.client_no_context_takeover || shared,
             server_max_window_bits: self.server_max_window_bits,
             client_max_window_bits: match (self.client_max_window_bits, self.offer_client_max_window_bits) {
                 (Some(bits), _) => WindowParam::Value(bits),
@@ -191,6 +197,7 @@ impl ClientExtensionFactory for ClientPerMessageDeflateFactory {
             level: self.level,
             mem_level: self.mem_level,
             compression_threshold: self.compression_threshold,
+            memory: self.memory,
         })
     }
 }
@@ -246,6 +253,10 @@ pub struct ServerPerMessageDeflateFactory {
     /// Single-frame messages shorter than this are sent uncompressed; `None` decides from
     /// context takeover, see [`PerMessageDeflateConfig::compression_threshold`].
     pub compression_threshold: Option<usize>,
+    /// [`Memory::Shared`] borrows the thread's zlib streams one message at a time instead of
+    /// keeping two per connection. It answers with `server_no_context_takeover` and
+    /// `client_no_context_takeover` whatever the client offered, as RFC 7692 §7.1.1 allows.
+    pub memory: Memory,
 }
 
 impl Default for ServerPerMessageDeflateFactory {
@@ -259,6 +270,7 @@ impl Default for ServerPerMessageDeflateFactory {
             level: DEFAULT_LEVEL,
             mem_level: DEFAULT_MEM_LEVEL,
             compression_threshold: None,
+            memory: Memory::Dedicated,
         }
     }
 }
@@ -307,9 +319,15 @@ impl ServerExtensionFactory for ServerPerMessageDeflateFactory {
                 WindowParam::Value(limit.map_or(offered, |l| l.min(offered)))
             }
         };
+        // §7.1.1.1 and §7.1.1.2: the server may add either flag to its response on its own.
+        let shared = self.memory == Memory::Shared;
         let response = Params {
-            server_no_context_takeover: offer.server_no_context_takeover || self.server_no_context_takeover,
-            client_no_context_takeover: offer.client_no_context_takeover || self.client_no_context_takeover,
+            server_no_context_takeover: offer.server_no_context_takeover
+                || self.server_no_context_takeover
+                || shared,
+            client_no_context_takeover: offer.client_no_context_takeover
+                || self.client_no_context_takeover
+                || shared,
             server_max_window_bits,
             client_max_window_bits,
         };
@@ -324,6 +342,7 @@ impl ServerExtensionFactory for ServerPerMessageDeflateFactory {
             level: self.level,
             mem_level: self.mem_level,
             compression_threshold: self.compression_threshold,
+            memory: self.memory,
         })?;
         Ok((params::format(&response), extension))
     }

@@ -6,10 +6,12 @@ mod config;
 mod extension;
 mod factory;
 mod params;
+mod shared;
 
 pub use config::ConfigError;
-pub use extension::{PerMessageDeflate, PerMessageDeflateConfig};
+pub use extension::{Memory, PerMessageDeflate, PerMessageDeflateConfig};
 pub use factory::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
+pub use shared::release_thread_streams;
 
 /// The default zlib compression level (zlib's own default).
 pub const DEFAULT_LEVEL: u8 = 6;
