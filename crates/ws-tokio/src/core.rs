@@ -152,13 +152,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.lost(e);
                 continue;
             }
-            if buffered.is_pending() && self.buffered() > self.options.write_limit.0 {
-                // The peer does not read: stop reading from it too, until it does.
-                return Poll::Pending;
-            }
+            // Timers first: keepalive and the closing timeout must run even while the peer
+            // reads nothing, or a peer that never reads would be kept forever.
             if let Poll::Ready(Err(e)) = self.poll_timers(cx) {
                 self.failure = Some(e);
                 continue;
+            }
+            if buffered.is_pending() && self.buffered() > self.options.write_limit.0 {
+                // The peer does not read: stop reading from it too, until it does.
+                return Poll::Pending;
             }
             match ready!(self.poll_read(cx)) {
                 Ok(()) => {}
@@ -351,7 +353,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             return Poll::Ready(Ok(()));
         }
         while self.buffered() > low {
-            ready!(self.poll_write_some(cx)).map_err(Error::Io)?;
+            if self.proto.state() == State::Closed || self.done {
+                // Keepalive or the closing timeout failed the connection while we waited.
+                ready!(self.poll_finish(cx));
+                return Poll::Ready(Err(self.terminal_error()));
+            }
+            match self.poll_write_some(cx) {
+                Poll::Ready(result) => result.map_err(Error::Io)?,
+                Poll::Pending => {
+                    // The peer does not read. It does not answer pings either: keepalive (and
+                    // then `close_timeout`, as the close frame cannot be written) drops it, so
+                    // a sender blocked here is not blocked forever.
+                    if let Poll::Ready(Err(e)) = self.poll_timers(cx) {
+                        self.failure = Some(e);
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
         }
         Poll::Ready(Ok(()))
     }
