@@ -73,7 +73,9 @@ const server = http.createServer((req, res) => {
       if (url.pathname === '/log') return console.error(`${stamp()} page: ${body.msg}`);
       console.error(`${stamp()} page result: ok=${body.ok} checks=${body.checks}`);
       const ok = body.ok === true && Array.isArray(body.failures) && body.failures.length === 0;
-      finish(ok ? 0 : 1, body);
+      // Never opened (refused, handshake rejected): a connection error, like the other clients.
+      const opened = body.extensions !== null && body.extensions !== undefined;
+      finish(ok ? 0 : opened ? 1 : 2, body);
     });
     return undefined;
   }

@@ -1,5 +1,6 @@
 //! `cargo xtask interop`: our examples against Python `websockets` 17 and Node `ws` 8,
-//! over a permessage-deflate parameter matrix.
+//! over a permessage-deflate parameter matrix, and headless Chromium's own WebSocket
+//! client against our `echo_server`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,16 +12,23 @@ use serde_json::Value;
 use crate::util::{self, Metadata, Result, Spawned, fmt_dur, say};
 
 const USAGE: &str = "\
-usage: cargo xtask interop [--peers-only] [--require-rust] [--only SUBSTR] [--out DIR]
+usage: cargo xtask interop [--peers-only] [--require-rust] [--no-browser] [--only SUBSTR]
+                           [--out DIR]
 
 Installs the peers (tests-interop/setup.sh: Python websockets 17 into
 $WS_INTEROP_HOME/venv, Node ws 8 into $WS_INTEROP_HOME/node; default
 ~/.cache/ws-interop), then for every deflate configuration of the matrix starts
 each echo server (Python, Node, our `echo_server` example) and runs each client
 of another implementation against it (Python, Node, our `interop_client` example).
+Then headless Chromium (tests-interop/browser: Debian's `chromium`, installed by
+setup.sh with apt-get when missing) runs a test page against our `echo_server`,
+with and without permessage-deflate (`chromium-client -> rust-server [plain|deflate]`).
+If Chromium cannot be installed (not root / no apt-get), those runs are skipped with a
+WARNING, or fail with WS_CI_REQUIRE_BROWSER=1.
 
   --peers-only    only Python <-> Node (proves the harness without Rust examples)
   --require-rust  fail if a Rust example is missing (default: skip it, with a warning)
+  --no-browser    skip the Chromium runs (also WS_INTEROP_NO_BROWSER=1)
   --only SUBSTR   only runs whose name contains SUBSTR, e.g. `rust-server` or `w9`
   --out DIR       logs (default <target-dir>/interop)";
 
@@ -97,6 +105,8 @@ enum Impl {
     Python,
     Node,
     Rust,
+    /// Headless Chromium's WebSocket (a client only; tests-interop/browser/run.js).
+    Chromium,
 }
 
 impl Impl {
@@ -105,8 +115,16 @@ impl Impl {
             Self::Python => "python",
             Self::Node => "node",
             Self::Rust => "rust",
+            Self::Chromium => "chromium",
         }
     }
+}
+
+/// The browser takes part only against our server, and only where it needs no
+/// deflate parameters of its own (it always offers `permessage-deflate;
+/// client_max_window_bits`, or nothing if the server declines).
+fn chromium_runs(cfg: &Config, server: Impl) -> bool {
+    server == Impl::Rust && matches!(cfg.name, "plain" | "deflate")
 }
 
 struct Env {
@@ -115,6 +133,8 @@ struct Env {
     dir: PathBuf,
     echo_server: Option<PathBuf>,
     interop_client: Option<PathBuf>,
+    /// The Chromium binary, once tests-interop/browser/setup.sh found or installed it.
+    chromium: Option<PathBuf>,
 }
 
 impl Env {
@@ -136,6 +156,7 @@ impl Env {
                 c.args(["--port", &port.to_string()]).args(cfg.server);
                 c
             }
+            Impl::Chromium => unreachable!("a browser is only a client"),
             Impl::Rust => {
                 let mut c = Command::new(self.echo_server.as_ref().expect("checked"));
                 c.arg(format!("127.0.0.1:{port}"));
@@ -162,6 +183,12 @@ impl Env {
                 c
             }
             Impl::Rust => Command::new(self.interop_client.as_ref().expect("checked")),
+            Impl::Chromium => {
+                let mut c = Command::new("node");
+                c.arg(Self::peer_dir().join("browser/run.js"))
+                    .env("WS_CHROMIUM", self.chromium.as_ref().expect("checked"));
+                c
+            }
         };
         c.arg(uri).args(cfg.client).current_dir(util::root());
         c
@@ -177,6 +204,8 @@ struct Outcome {
 
 pub fn run(args: &[String]) -> Result {
     let mut peers_only = false;
+    let mut no_browser = std::env::var_os("WS_INTEROP_NO_BROWSER").is_some_and(|v| v == "1");
+    let require_browser = std::env::var_os("WS_CI_REQUIRE_BROWSER").is_some_and(|v| v == "1");
     let mut require_rust = std::env::var_os("WS_CI_REQUIRE_EXAMPLES").is_some_and(|v| v == "1");
     let mut only: Option<String> = None;
     let mut out: Option<PathBuf> = None;
@@ -185,6 +214,7 @@ pub fn run(args: &[String]) -> Result {
         match a.as_str() {
             "--peers-only" => peers_only = true,
             "--require-rust" => require_rust = true,
+            "--no-browser" => no_browser = true,
             "--only" => only = Some(it.next().ok_or("--only needs a value")?.clone()),
             "--out" => out = Some(PathBuf::from(it.next().ok_or("--out needs a value")?)),
             "-h" | "--help" => {
@@ -213,6 +243,7 @@ pub fn run(args: &[String]) -> Result {
         dir: out.unwrap_or_else(|| meta.target_dir.join("interop")),
         echo_server: None,
         interop_client: None,
+        chromium: None,
     };
     util::fresh_dir(&env.dir)?;
 
@@ -249,6 +280,40 @@ pub fn run(args: &[String]) -> Result {
     if env.interop_client.is_some() {
         clients.push(Impl::Rust);
     }
+    // Chromium: only if some selected run needs it (the install is the slow part).
+    let mut browser_note = None;
+    let browser_selected = env.echo_server.is_some()
+        && MATRIX.iter().any(|cfg| {
+            chromium_runs(cfg, Impl::Rust)
+                && only.as_deref().is_none_or(|o| run_name(cfg, Impl::Rust, Impl::Chromium).contains(o))
+        });
+    let browser_setup = Instant::now();
+    if browser_selected && no_browser {
+        browser_note = Some("browser runs skipped (--no-browser / WS_INTEROP_NO_BROWSER=1)".to_owned());
+    } else if browser_selected {
+        match setup_browser() {
+            Ok(bin) => {
+                say(format!(
+                    "interop: browser ready: {} ({})",
+                    bin.display(),
+                    fmt_dur(browser_setup.elapsed())
+                ));
+                env.chromium = Some(bin);
+                clients.push(Impl::Chromium);
+            }
+            Err(BrowserSetup::Unavailable(e)) if !require_browser => {
+                browser_note = Some(format!(
+                    "WARNING: Chromium cannot be installed here ({e}): the chromium-client runs were \
+                     SKIPPED (WS_CI_REQUIRE_BROWSER=1 makes this an error)"
+                ));
+                say(browser_note.as_deref().unwrap_or_default());
+            }
+            Err(BrowserSetup::Unavailable(e) | BrowserSetup::Failed(e)) => {
+                return Err(format!("browser setup: {e}"));
+            }
+        }
+    }
+    let browser_setup = browser_setup.elapsed();
 
     let start = Instant::now();
     let mut outcomes = vec![];
@@ -261,6 +326,7 @@ pub fn run(args: &[String]) -> Result {
                 .iter()
                 .copied()
                 .filter(|&c| c != server)
+                .filter(|&c| c != Impl::Chromium || chromium_runs(cfg, server))
                 .filter(|&c| {
                     let name = run_name(cfg, server, c);
                     only.as_deref().is_none_or(|o| name.contains(o))
@@ -284,6 +350,20 @@ pub fn run(args: &[String]) -> Result {
             o.detail
         ));
     }
+    if env.chromium.is_some() {
+        let runs: Vec<&Outcome> = outcomes.iter().filter(|o| o.name.starts_with("chromium-")).collect();
+        let total: Duration = runs.iter().map(|o| o.elapsed).sum();
+        say(format!(
+            "interop: browser: {} chromium run(s) took {}, + setup {} = {} added",
+            runs.len(),
+            fmt_dur(total),
+            fmt_dur(browser_setup),
+            fmt_dur(total + browser_setup)
+        ));
+    }
+    if let Some(note) = &browser_note {
+        say(note);
+    }
     for ex in &skipped {
         say(format!(
             "WARNING: example `{ex}` does not exist yet: its interop runs were SKIPPED \
@@ -301,6 +381,29 @@ pub fn run(args: &[String]) -> Result {
         return Err("interop: no run selected".into());
     }
     if failed.is_empty() { Ok(()) } else { Err(format!("interop: {} run(s) failed", failed.len())) }
+}
+
+enum BrowserSetup {
+    /// Not installable on this machine (not root, no apt-get): a skip unless required.
+    Unavailable(String),
+    Failed(String),
+}
+
+/// tests-interop/browser/setup.sh: find or install Chromium; its path on stdout.
+fn setup_browser() -> std::result::Result<PathBuf, BrowserSetup> {
+    let script = Env::peer_dir().join("browser/setup.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| BrowserSetup::Failed(format!("cannot run {}: {e}", script.display())))?;
+    let path = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_owned();
+    match out.status.code() {
+        Some(0) if !path.is_empty() => Ok(PathBuf::from(path)),
+        Some(3) => Err(BrowserSetup::Unavailable("no root or no apt-get, and no /usr/bin/chromium".into())),
+        _ => Err(BrowserSetup::Failed(format!("{} failed ({})", script.display(), out.status))),
+    }
 }
 
 fn run_name(cfg: &Config, server: Impl, client: Impl) -> String {

@@ -16,7 +16,8 @@ usage: cargo xtask <task> [args]
 tasks:
   ci        cargo test --workspace, then `interop`, then `autobahn` (quick profile)
   autobahn  Autobahn|Testsuite, both roles  (cargo xtask autobahn --help)
-  interop   Python websockets / Node ws interop matrix  (cargo xtask interop --help)
+  interop   Python websockets / Node ws interop matrix, headless Chromium client
+            (cargo xtask interop --help)
 
 Caches: AUTOBAHN_HOME (default ~/.cache/ws-autobahn), WS_INTEROP_HOME (default
 ~/.cache/ws-interop). Build output follows CARGO_TARGET_DIR / cargo config.";
