@@ -13,11 +13,13 @@ BIN="${WS_CHROMIUM:-/usr/bin/chromium}"
 if [ -n "${WS_CHROMIUM:-}" ]; then
   [ -x "$BIN" ] || { log "WS_CHROMIUM=$BIN is not an executable"; exit 1; }
 elif [ ! -x "$BIN" ]; then
-  command -v apt-get >/dev/null || { log "no $BIN and no apt-get to install it"; exit 3; }
+  apt-get --version >/dev/null 2>&1 || { log "no $BIN and no apt-get to install it"; exit 3; }
   [ "$(id -u)" = 0 ] || { log "no $BIN and not root: cannot apt-get install chromium"; exit 3; }
   export DEBIAN_FRONTEND=noninteractive
   t0=$SECONDS
-  if ! apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+  # (Not `apt-cache … | grep -q`: with pipefail, grep's early exit fails the pipe.)
+  policy=$(apt-cache policy chromium 2>/dev/null || true)
+  if ! grep -q 'Candidate: [0-9]' <<<"$policy"; then
     log "apt-get update"
     apt-get update -qq >&2
   fi
