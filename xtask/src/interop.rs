@@ -481,7 +481,7 @@ fn run_client(env: &Env, client: Impl, uri: &str, cfg: &Config, log: &Path) -> (
         text.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object));
     match summary {
         Some(v) if status.success() && v["ok"] == true => {
-            let ext = v["extensions"].as_str().unwrap_or("-").to_owned();
+            let ext = v["extensions"].as_str().filter(|e| !e.is_empty()).unwrap_or("-").to_owned();
             (true, format!("ext: {ext}"))
         }
         Some(v) => (false, format!("{status}: {}", v["failures"])),
