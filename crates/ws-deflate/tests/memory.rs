@@ -11,7 +11,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
+use ws_deflate::{Memory, PerMessageDeflate, PerMessageDeflateConfig};
 use ws_extensions::{Bytes, Extension, ExtensionError, Frame, OpCode, Rsv};
 
 /// Counts, per thread so that tests running in parallel do not disturb each other.
@@ -164,6 +164,109 @@ fn memory_per_connection_table() {
     println!("\nnegotiated but idle (no compressed message yet): {idle} bytes beyond the struct");
 }
 
+/// One connection's configuration for the mode table: both windows `bits`, and no context
+/// takeover both ways in lean mode (what the factories negotiate there).
+fn mode(bits: u8, mem_level: u8, memory: Memory) -> PerMessageDeflateConfig {
+    let shared = memory == Memory::Shared;
+    PerMessageDeflateConfig {
+        local_max_window_bits: bits,
+        remote_max_window_bits: bits,
+        local_no_context_takeover: shared,
+        remote_no_context_takeover: shared,
+        mem_level,
+        memory,
+        compression_threshold: Some(0),
+        ..Default::default()
+    }
+}
+
+/// Sends one 1 KiB message through `ext` and receives one (`incoming`, already compressed).
+fn one_message_each_way(ext: &mut dyn Extension, message: &'static [u8], incoming: &'static [u8]) {
+    let mut outgoing = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+    ext.encode(&mut outgoing).expect("encode");
+    assert_eq!(outgoing.rsv, Rsv::RSV1);
+    drop(outgoing);
+    let mut frame = Frame::new(OpCode::Text, Bytes::from_static(incoming), true);
+    frame.rsv = Rsv::RSV1;
+    ext.decode(&mut frame, None).expect("decode");
+    assert_eq!(&frame.payload[..], message);
+}
+
+/// Bytes per connection with `n` connections alive at once, each boxed as the connection holds
+/// it, after one 1 KiB message each way. The thread's shared streams (lean mode) are warmed up
+/// first and not counted: [`shared_streams_bytes`] reports them.
+fn bytes_per_connection(config: PerMessageDeflateConfig, n: usize, message: &'static [u8]) -> isize {
+    // The peer's message: compressed alone, as a peer without context takeover does.
+    let mut peer = PerMessageDeflate::new(PerMessageDeflateConfig {
+        local_no_context_takeover: true,
+        memory: Memory::Dedicated,
+        ..config
+    })
+    .expect("config");
+    let mut frame = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+    peer.encode(&mut frame).expect("peer encode");
+    let incoming: &'static [u8] = Box::leak(frame.payload.to_vec().into_boxed_slice());
+    drop((frame, peer));
+    // Warm-up: fills this thread's pool in lean mode and sizes its buffers.
+    let mut warm = PerMessageDeflate::new(config).expect("config");
+    one_message_each_way(&mut warm, message, incoming);
+    drop(warm);
+
+    let mut connections: Vec<Box<dyn Extension>> = Vec::with_capacity(n);
+    let ((), live, _, _) = measure(|| {
+        for _ in 0..n {
+            let mut ext: Box<dyn Extension> = Box::new(PerMessageDeflate::new(config).expect("config"));
+            one_message_each_way(ext.as_mut(), message, incoming);
+            connections.push(ext);
+        }
+    });
+    assert_eq!(connections.len(), n);
+    live / n as isize
+}
+
+/// What this thread's shared streams hold (lean mode), measured by releasing them.
+fn shared_streams_bytes(config: PerMessageDeflateConfig, message: &'static [u8]) -> isize {
+    // Only this configuration's streams: the pool keeps one compressor per configuration.
+    ws_deflate::release_thread_streams();
+    let _ = bytes_per_connection(config, 1, message);
+    let ((), live, _, _) = measure(ws_deflate::release_thread_streams);
+    -live
+}
+
+#[test]
+fn memory_per_connection_by_mode() {
+    let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
+    let kib = |b: isize| format!("{:.1} KiB", b as f64 / 1024.0);
+    let dedicated = bytes_per_connection(mode(12, 5, Memory::Dedicated), 8, message);
+    let dedicated_small = bytes_per_connection(mode(9, 1, Memory::Dedicated), 8, message);
+    let shared = bytes_per_connection(mode(12, 5, Memory::Shared), 100, message);
+    let shared_small = bytes_per_connection(mode(9, 1, Memory::Shared), 100, message);
+    let pool = shared_streams_bytes(mode(12, 5, Memory::Shared), message);
+    let pool_small = shared_streams_bytes(mode(9, 1, Memory::Shared), message);
+    println!(
+        "
+| mode | per connection | per thread |"
+    );
+    println!("|---|---:|---:|");
+    println!("| dedicated, 12/12, memLevel 5 (default) | {} | 0 |", kib(dedicated));
+    println!("| dedicated, 9/9, memLevel 1 | {} | 0 |", kib(dedicated_small));
+    println!("| shared, 12/12, memLevel 5 | {} B | {} |", shared, kib(pool));
+    println!("| shared, 9/9, memLevel 1 | {} B | {} |", shared_small, kib(pool_small));
+    println!(
+        "
+size_of::<PerMessageDeflate>() = {}",
+        std::mem::size_of::<PerMessageDeflate>()
+    );
+
+    // The lean mode's promise: a connection holds no zlib stream and no buffer, only its struct.
+    assert!(shared < 2048, "lean mode holds {shared} bytes per connection");
+    assert!(shared_small < 2048, "lean mode holds {shared_small} bytes per connection");
+    assert_eq!(shared, std::mem::size_of::<PerMessageDeflate>() as isize);
+    // The streams are counted once per thread, not per connection.
+    assert!(pool > 100 * 1024, "shared streams: {pool} bytes");
+    assert!(dedicated > 150 * 1024 && dedicated_small < dedicated);
+}
+
 /// A deflate stream that inflates to `gib` GiB of zeros, built without compressing that much:
 /// one sync-flushed block of 1 MiB of zeros, repeated.
 fn bomb(mib: usize) -> Bytes {
@@ -202,11 +305,14 @@ fn a_1_gib_bomb_never_allocates_more_than_max_size() {
 #[test]
 fn no_allocation_per_message_in_steady_state() {
     let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
-    for no_context_takeover in [false, true] {
+    for (no_context_takeover, memory) in
+        [(false, Memory::Dedicated), (true, Memory::Dedicated), (true, Memory::Shared)]
+    {
         let config = PerMessageDeflateConfig {
             local_no_context_takeover: no_context_takeover,
             remote_no_context_takeover: no_context_takeover,
             compression_threshold: Some(0),
+            memory,
             ..Default::default()
         };
         let mut tx = PerMessageDeflate::new(config).expect("config");
@@ -225,6 +331,6 @@ fn no_allocation_per_message_in_steady_state() {
                 round_trip();
             }
         });
-        assert_eq!(allocs, 0, "no_context_takeover={no_context_takeover}");
+        assert_eq!(allocs, 0, "no_context_takeover={no_context_takeover}, {memory:?}");
     }
 }
