@@ -16,7 +16,7 @@ pub(crate) const NAME: &str = "permessage-deflate";
 /// ```
 /// use ws_deflate::{Memory, ServerPerMessageDeflateFactory};
 ///
-/// // About 0.3 KiB per connection instead of about 210 KiB; see "Memory per connection".
+/// // 368 bytes per connection instead of about 210 KiB; see "Memory per connection".
 /// let lean = ServerPerMessageDeflateFactory { memory: Memory::Shared, ..Default::default() };
 /// # let _ = lean;
 /// ```
