@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
-use ws_tokio::{Bytes, CloseCode, Error, Message, Server, ServerBuilder, WebSocket};
+use ws_tokio::{Bytes, CloseCode, Error, Message, Server, ServerBuilder, Timeout, WebSocket};
 
 // ---- helpers ----
 
@@ -680,5 +680,55 @@ async fn ping_flood_does_not_queue_pongs_without_bound() {
     }
     let (error, _) = rx.recv().await.unwrap();
     assert!(error.is_normal_closure(), "{error:?}");
+    server.shutdown(Duration::from_secs(2)).await;
+}
+
+/// The same with a split connection: the read half waits in `recv` while the write half is
+/// blocked in `send`; keepalive still drops the peer and both halves see the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_of_a_split_connection_is_dropped_by_keepalive() {
+    let _serial = serial().await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let tx = Arc::new(Mutex::new(tx));
+    let builder = ServerBuilder::new()
+        .compression(None)
+        .ping_interval(Some(Duration::from_millis(200)))
+        .ping_timeout(Some(Duration::from_millis(200)))
+        .close_timeout(Some(Duration::from_millis(200)));
+    let (server, addr) = server_with(builder, move |ws: WebSocket<TcpStream>| {
+        let tx = tx.lock().unwrap().clone();
+        async move {
+            let (mut read, mut write) = ws.split();
+            let reader = tokio::spawn(async move {
+                loop {
+                    if let Err(e) = read.recv().await {
+                        break e;
+                    }
+                }
+            });
+            let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+            let error = loop {
+                if let Err(e) = write.send(chunk.clone()).await {
+                    break e;
+                }
+            };
+            let read_error =
+                tokio::time::timeout(Duration::from_secs(5), reader).await.ok().map(Result::unwrap);
+            let _ = tx.send((error, read_error));
+        }
+    })
+    .await;
+    let _stream = tiny_buffer_client(addr).await; // never reads
+    let (write_error, read_error) =
+        tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("dropped").unwrap();
+    let read_error = read_error.expect("the read half saw the end too");
+    // Whichever half polled first reports the keepalive timeout; the other sees the closure.
+    assert!(
+        [&write_error, &read_error].iter().any(|e| matches!(e, Error::Timeout(Timeout::Keepalive))),
+        "{write_error:?} / {read_error:?}"
+    );
+    for error in [&write_error, &read_error] {
+        assert!(matches!(error, Error::Timeout(_) | Error::Closed(_)), "{error:?}");
+    }
     server.shutdown(Duration::from_secs(2)).await;
 }
