@@ -20,9 +20,22 @@ use crate::socket::{ConnectionInfo, WebSocket};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Compression {
-    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default).
+    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default): each
+    /// connection owns its zlib streams (context takeover, ~210 KiB per connection).
     #[default]
     Deflate,
+    /// permessage-deflate in the memory-lean mode (`ws_deflate::Memory::Shared`): no context
+    /// takeover, zlib streams shared per thread, a few hundred bytes per connection.
+    DeflateShared,
+}
+
+impl Compression {
+    pub(crate) fn memory(self) -> ws_deflate::Memory {
+        match self {
+            Self::Deflate => ws_deflate::Memory::Dedicated,
+            Self::DeflateShared => ws_deflate::Memory::Shared,
+        }
+    }
 }
 
 /// Connects to a `ws://` URI with the default settings: permessage-deflate offered, 10 s open
@@ -59,12 +72,21 @@ pub async fn connect(uri: &str) -> Result<WebSocket<TcpStream>> {
 ///     .await?;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClientBuilder {
     config: ClientConfig,
     options: Options,
     compression: Option<Compression>,
-    no_compression: bool,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            config: ClientConfig::default(),
+            options: Options::default(),
+            compression: Some(Compression::Deflate),
+        }
+    }
 }
 
 impl ClientBuilder {
@@ -78,7 +100,6 @@ impl ClientBuilder {
     /// `Some(Compression::Deflate)` (default) offers permessage-deflate unless an `extension`
     /// already does; `None` turns compression off.
     pub fn compression(mut self, compression: Option<Compression>) -> Self {
-        self.no_compression = compression.is_none();
         self.compression = compression;
         self
     }
@@ -116,8 +137,12 @@ impl ClientBuilder {
     fn handshake_config(&self) -> ClientConfig {
         let mut config = self.config.clone();
         let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
-        if !self.no_compression && !has_deflate {
-            config.extensions.push(Arc::new(ws_deflate::ClientPerMessageDeflateFactory::default()));
+        if let (Some(compression), false) = (self.compression, has_deflate) {
+            let factory = ws_deflate::ClientPerMessageDeflateFactory {
+                memory: compression.memory(),
+                ..Default::default()
+            };
+            config.extensions.push(Arc::new(factory));
         }
         config
     }

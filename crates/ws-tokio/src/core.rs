@@ -189,7 +189,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
             self.read_buf.reserve(READ_CHUNK);
         }
-        let n = ready!(tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf))?;
+        let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
+            Poll::Ready(result) => result?,
+            Poll::Pending => {
+                if self.read_buf.is_empty() {
+                    // Idle: give the buffer back rather than hold 16 KiB per quiet connection.
+                    self.read_buf = BytesMut::new();
+                }
+                return Poll::Pending;
+            }
+        };
         if n == 0 {
             self.eof = true;
             self.proto.receive_eof();

@@ -50,11 +50,21 @@ where
 }
 
 /// Server settings: handshake policy (subprotocols, origins, hooks, extensions), timeouts and limits.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerBuilder {
     config: ServerConfig,
     options: Options,
-    no_compression: bool,
+    compression: Option<Compression>,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        Self {
+            config: ServerConfig::default(),
+            options: Options::default(),
+            compression: Some(Compression::Deflate),
+        }
+    }
 }
 
 impl ServerBuilder {
@@ -68,7 +78,7 @@ impl ServerBuilder {
     /// `Some(Compression::Deflate)` (default) accepts permessage-deflate with Python
     /// `websockets`' defaults unless an `extension` already handles it; `None` turns it off.
     pub fn compression(mut self, compression: Option<Compression>) -> Self {
-        self.no_compression = compression.is_none();
+        self.compression = compression;
         self
     }
 
@@ -131,8 +141,12 @@ impl ServerBuilder {
     fn handshake_config(&self) -> ServerConfig {
         let mut config = self.config.clone();
         let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
-        if !self.no_compression && !has_deflate {
-            config.extensions.push(Arc::new(ws_deflate::ServerPerMessageDeflateFactory::default()));
+        if let (Some(compression), false) = (self.compression, has_deflate) {
+            let factory = ws_deflate::ServerPerMessageDeflateFactory {
+                memory: compression.memory(),
+                ..Default::default()
+            };
+            config.extensions.push(Arc::new(factory));
         }
         config
     }
