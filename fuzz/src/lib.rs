@@ -5,3 +5,4 @@ pub mod deflate;
 pub mod extensions;
 pub mod handshake;
 pub mod proto;
+pub mod replay;

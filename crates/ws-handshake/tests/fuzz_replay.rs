@@ -2,41 +2,15 @@
 //! fuzz harness (`fuzz/src/handshake.rs`), so plain `cargo test` on stable re-checks every
 //! input the fuzzers kept.
 
-use std::path::{Path, PathBuf};
-
 #[allow(unreachable_pub, missing_docs, dead_code)]
 #[path = "../../../fuzz/src/handshake.rs"]
 mod handshake;
 
-fn fuzz_dir() -> PathBuf {
-    // `cargo test` sets the variable at run time too: prefer it, so a moved checkout works.
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
-    Path::new(&manifest_dir).join("../../fuzz")
-}
+#[allow(unreachable_pub, dead_code)]
+#[path = "../../../fuzz/src/replay.rs"]
+mod replay;
 
-/// Runs `run` on every file under `fuzz/{seeds,corpus,artifacts}/<target>/`; a panic names the
-/// input that caused it.
-fn replay(target: &str, run: fn(&[u8])) {
-    let mut files = Vec::new();
-    for dir in ["seeds", "corpus", "artifacts"] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-            continue;
-        };
-        files.extend(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()));
-    }
-    files.sort();
-    assert!(!files.is_empty(), "no seeds for {target} under {}", fuzz_dir().display());
-    for file in &files {
-        // A running fuzzer may replace corpus files under our feet: skip the ones that vanish.
-        let Ok(data) = std::fs::read(file) else {
-            continue;
-        };
-        let outcome = std::panic::catch_unwind(|| run(&data));
-        assert!(outcome.is_ok(), "{} failed", file.display());
-    }
-    println!("{target}: replayed {} inputs", files.len());
-}
+use replay::replay;
 
 #[test]
 fn replay_handshake_server() {

@@ -2,55 +2,26 @@
 //! harness, so plain `cargo test` (stable, no libFuzzer) re-checks every input the fuzzers
 //! ever kept. The harness source is shared with the fuzz targets.
 
-use std::path::{Path, PathBuf};
-
 use ws_proto::Role;
 
 #[allow(unreachable_pub, missing_docs)]
 #[path = "../../../fuzz/src/proto.rs"]
 mod proto;
 
-fn fuzz_dir() -> PathBuf {
-    // `cargo test` sets the variable at run time too: prefer it, so a moved checkout works.
-    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from);
-    Path::new(&manifest_dir).join("../../fuzz")
-}
+#[allow(unreachable_pub, dead_code)]
+#[path = "../../../fuzz/src/replay.rs"]
+mod replay;
 
-/// Every file under `fuzz/{seeds,corpus,artifacts}/<target>/`.
-fn inputs(target: &str) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for dir in ["seeds", "corpus", "artifacts"] {
-        let Ok(entries) = std::fs::read_dir(fuzz_dir().join(dir).join(target)) else {
-            continue;
-        };
-        files.extend(entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()));
-    }
-    files.sort();
-    files
-}
-
-fn replay(target: &str, role: Role) {
-    let files = inputs(target);
-    assert!(!files.is_empty(), "no seeds for {target} under {}", fuzz_dir().display());
-    for file in &files {
-        // A fuzzer running alongside may delete corpus files while we replay: skip those.
-        let Ok(data) = std::fs::read(file) else { continue };
-        // A panic names the input that caused it.
-        let outcome = std::panic::catch_unwind(|| proto::run(role, &data));
-        assert!(outcome.is_ok(), "{} failed", file.display());
-    }
-    println!("{target}: replayed {} inputs", files.len());
-}
+use replay::replay;
 
 #[test]
 fn replay_proto_server() {
-    replay("proto_server", Role::Server);
+    replay("proto_server", |data| proto::run(Role::Server, data));
 }
 
 #[test]
 fn replay_proto_client() {
-    replay("proto_client", Role::Client);
+    replay("proto_client", |data| proto::run(Role::Client, data));
 }
 
 /// The harness on a few hand-made shapes: empty, header-only, every cut length.
