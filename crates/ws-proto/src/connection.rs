@@ -580,4 +580,20 @@ impl Connection {
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty() || self.pending_pong.is_some()
     }
+
+    /// Frees memory kept for reuse while the connection is quiet: empty output and reassembly
+    /// buffers, and whatever each extension can rebuild ([`Extension::release_memory`]). The next
+    /// message allocates again. Call it when the connection has been idle for a while.
+    pub fn release_memory(&mut self) {
+        self.out.release_memory();
+        if self.fragments.is_empty() {
+            self.fragments = BytesMut::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        for extension in &mut self.extensions {
+            extension.release_memory();
+        }
+    }
 }

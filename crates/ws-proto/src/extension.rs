@@ -29,6 +29,13 @@ pub trait Extension: Send + 'static {
     /// still grow by (`None`: unlimited); exceeding it must fail with
     /// [`ExtensionError::TooBig`] before allocating the excess.
     fn decode(&mut self, frame: &mut Frame, max_size: Option<usize>) -> Result<(), ExtensionError>;
+
+    /// The connection has been quiet for a while: free what the next message can rebuild, such
+    /// as compression streams, keeping only what is needed to carry on where it left off (a
+    /// compressor's history, for instance). Called between calls to `encode` and `decode`,
+    /// possibly in the middle of a fragmented message, whose state must then be kept. The I/O
+    /// layer decides when (ws-tokio: the `idle_release` setting); the default does nothing.
+    fn release_memory(&mut self) {}
 }
 
 impl fmt::Debug for dyn Extension {

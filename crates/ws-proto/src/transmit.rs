@@ -50,6 +50,13 @@ impl Transmit {
     pub fn is_empty(&self) -> bool {
         self.remaining == 0
     }
+
+    /// Frees the buffers kept for reuse, if nothing is waiting.
+    pub(crate) fn release_memory(&mut self) {
+        if self.is_empty() {
+            *self = Self::default();
+        }
+    }
 }
 
 impl Buf for Transmit {
