@@ -13,7 +13,7 @@ use ws_extensions::{
 
 use crate::accept_key::{accept_key_bytes, encode_key};
 use crate::auth::basic_auth_value;
-use crate::http1::{HeadReader, LimitExceeded, Limits, to_header_map, with_header_slots, write_request};
+use crate::http1::{HeadReader, LimitExceeded, Limits, to_header_map, with_header_slots, write_request_head};
 use crate::tokens::{InvalidTokenList, each_token, upgrade_protocols};
 
 /// The default `User-Agent` header: this library and its version.
@@ -304,7 +304,7 @@ impl ClientHandshake {
 
     /// Serializes the request to `out`: write these bytes to the connection.
     pub fn write_request(&self, out: &mut Vec<u8>) {
-        write_request(&self.request, out);
+        write_request_head(&self.request, out);
     }
 
     /// Feeds bytes read from the connection. Returns `Ok(None)` until the response is complete,
@@ -507,6 +507,25 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Parses a complete response head into an `http::Response` sharing `head`'s memory.
+/// Parses a response head (e.g. one written by
+/// [`write_response_head`](crate::write_response_head)): `None` if it is not a well-formed
+/// HTTP/1.1 response head. The header values share `head`'s memory.
+///
+/// ```
+/// use ws_handshake::{http, parse_response_head, write_response_head};
+///
+/// let response = http::Response::builder().status(101).header("upgrade", "websocket").body(())?;
+/// let mut head = Vec::new();
+/// write_response_head(&response, &mut head);
+/// let parsed = parse_response_head(&head.into()).expect("a valid head");
+/// assert_eq!(parsed.status(), 101);
+/// assert_eq!(parsed.headers()["upgrade"], "websocket");
+/// # Ok::<(), http::Error>(())
+/// ```
+pub fn parse_response_head(head: &Bytes) -> Option<Response<()>> {
+    parse_response(head, crate::http1::line_count(head)).ok()
+}
+
 fn parse_response(head: &Bytes, count: usize) -> Result<Response<()>, ClientError> {
     with_header_slots(count, |slots| {
         let mut parsed = httparse::Response::new(slots);

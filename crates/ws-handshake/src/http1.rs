@@ -132,6 +132,11 @@ impl HeadReader {
     }
 }
 
+/// An upper bound on the header lines in `head`.
+pub(crate) fn line_count(head: &[u8]) -> usize {
+    head.iter().filter(|&&b| b == b'\n').count()
+}
+
 /// Header slots for httparse: on the stack for typical heads, on the heap beyond.
 const STACK_HEADERS: usize = 32;
 
@@ -199,8 +204,8 @@ pub(crate) fn write_headers(headers: &HeaderMap, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Writes a request head.
-pub(crate) fn write_request<T>(request: &http::Request<T>, out: &mut Vec<u8>) {
+/// Writes a request head (request line and headers).
+pub fn write_request_head<T>(request: &http::Request<T>, out: &mut Vec<u8>) {
     out.extend_from_slice(request.method().as_str().as_bytes());
     out.push(b' ');
     let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());

@@ -71,12 +71,15 @@ mod tokens;
 
 pub use accept_key::derive_accept_key;
 pub use auth::{basic_auth, parse_basic_auth};
-pub use client::{ClientAccepted, ClientConfig, ClientError, ClientHandshake, Target, USER_AGENT};
+pub use client::{
+    ClientAccepted, ClientConfig, ClientError, ClientHandshake, Target, USER_AGENT, parse_response_head,
+};
 pub use date::http_date;
-pub use http1::{LimitExceeded, Limits, write_response, write_response_head};
+pub use http1::{LimitExceeded, Limits, write_request_head, write_response, write_response_head};
 pub use reject::{RejectReason, Rejection};
 pub use server::{
     Accepted, ProcessRequest, ProcessResponse, SERVER, SelectSubprotocol, ServerConfig, ServerHandshake,
+    parse_request_head,
 };
 pub use tokens::{InvalidTokenList, parse_token_list};
 

@@ -12,7 +12,7 @@ use ws_extensions::{Extension, ServerExtensionFactory, negotiate_server};
 
 use crate::accept_key::{accept_key_bytes, is_valid_key};
 use crate::http1::{
-    HeadReader, InvalidHeader, Limits, to_header_map, with_header_slots, write_response_head,
+    HeadReader, InvalidHeader, Limits, line_count, to_header_map, with_header_slots, write_response_head,
 };
 use crate::reject::{RejectReason, Rejection};
 use crate::tokens::{each_token, has_connection_upgrade, upgrade_protocols};
@@ -361,6 +361,25 @@ impl ServerHandshake {
 }
 
 /// Parses a complete request head into an `http::Request` sharing `head`'s memory.
+/// Parses a request head that was accepted before (e.g. one kept by [`write_request_head`]):
+/// `None` if it is not a well-formed HTTP/1.1 request head. The header values share `head`'s
+/// memory.
+///
+/// ```
+/// use ws_handshake::{http, parse_request_head, write_request_head};
+///
+/// let request = http::Request::get("/chat").header("host", "example.com").body(())?;
+/// let mut head = Vec::new();
+/// write_request_head(&request, &mut head);
+/// let parsed = parse_request_head(&head.into()).expect("a valid head");
+/// assert_eq!(parsed.uri().path(), "/chat");
+/// assert_eq!(parsed.headers()["host"], "example.com");
+/// # Ok::<(), http::Error>(())
+/// ```
+pub fn parse_request_head(head: &Bytes) -> Option<Request<()>> {
+    parse_request(head, line_count(head)).ok()
+}
+
 fn parse_request(head: &Bytes, count: usize) -> Result<Request<()>, RejectReason> {
     with_header_slots(count, |slots| {
         let mut parsed = httparse::Request::new(slots);
