@@ -202,8 +202,7 @@ impl ClientBuilder {
         let mut info = ConnectionInfo::new(&accepted.extensions);
         info.local_addr = local_addr;
         info.remote_addr = remote_addr;
-        info.request = Some(handshake.request().clone());
-        info.response = Some(accepted.response);
+        info.set_handshake(handshake.request(), &accepted.response);
         info.subprotocol = accepted.subprotocol;
         let proto =
             Connection::new(Role::Client, self.options.proto_config()).with_extensions(accepted.extensions);
@@ -216,6 +215,9 @@ pub(crate) async fn with_timeout<T>(
     timeout: Option<std::time::Duration>,
     work: impl Future<Output = Result<T>>,
 ) -> Result<T> {
+    // Boxed: the handshake's state (buffers, parsed request, timers) is large and short-lived;
+    // inline, it would size every connection task for its whole life.
+    let work = Box::pin(work);
     match timeout {
         Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::Timeout(Timeout::Open))?,
         None => work.await,

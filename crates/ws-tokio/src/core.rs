@@ -36,6 +36,18 @@ struct Keepalive {
     counter: u32,
 }
 
+/// Frees the connection's spare memory once it has been quiet for `after`.
+///
+/// The timer is armed when a read finds nothing to do, and only if there was traffic since the
+/// last release: a busy connection resets it about once per `after`, not once per message.
+struct IdleRelease {
+    after: Duration,
+    timer: Pin<Box<Sleep>>,
+    armed: bool,
+    /// Bytes came in or a message went out since the timer was armed (or memory released).
+    traffic: bool,
+}
+
 /// A ping sent by the application, resolved when its pong (or a later one) arrives.
 struct PendingPing {
     payload: Bytes,
@@ -49,6 +61,7 @@ pub(crate) struct Core<S> {
     read_buf: BytesMut,
     options: Options,
     keepalive: Option<Keepalive>,
+    idle: Option<IdleRelease>,
     pings: VecDeque<PendingPing>,
     ping_counter: u32,
     latency: Duration,
@@ -94,12 +107,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             waiting: None,
             counter: 0,
         });
+        let idle = options.idle_release.map(|after| IdleRelease {
+            after,
+            timer: Box::pin(tokio::time::sleep(after)),
+            armed: false,
+            traffic: true,
+        });
         let mut core = Self {
             io,
             proto,
             read_buf: leftover,
             options,
             keepalive,
+            idle,
             pings: VecDeque::new(),
             ping_counter: 0,
             latency: Duration::ZERO,
@@ -195,6 +215,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 if self.read_buf.is_empty() {
                     // Idle: give the buffer back rather than hold 16 KiB per quiet connection.
                     self.read_buf = BytesMut::new();
+                    self.arm_idle_release(cx);
                 }
                 return Poll::Pending;
             }
@@ -208,7 +229,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         Poll::Ready(Ok(()))
     }
 
+    /// Starts the idle release timer, unless it runs or nothing happened since the last release.
+    fn arm_idle_release(&mut self, cx: &mut Context<'_>) {
+        if let Some(idle) = &mut self.idle {
+            if !idle.armed && idle.traffic {
+                idle.armed = true;
+                idle.traffic = false;
+                idle.timer.as_mut().reset(Instant::now() + idle.after);
+                // Registers the waker; the deadline is in the future, so this is pending.
+                let _ = idle.timer.as_mut().poll(cx);
+            }
+        }
+    }
+
+    /// Notes traffic for the idle release timer.
+    fn note_traffic(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            idle.traffic = true;
+        }
+    }
+
     fn receive_buffered(&mut self) {
+        self.note_traffic();
         if let Err(e) = self.proto.receive(&mut self.read_buf) {
             tracing::debug!(error = %e, code = %e.close_code(), "failing the connection");
             self.failure = Some(Error::Protocol(e));
@@ -257,6 +299,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                     tracing::debug!("server shutting down: closing with 1001");
                     let _ = self.proto.close(CloseCode::GOING_AWAY, "server shutting down");
                     self.start_close_timer();
+                }
+            }
+        }
+        if let Some(idle) = &mut self.idle {
+            if idle.armed && idle.timer.as_mut().poll(cx).is_ready() {
+                idle.armed = false;
+                if idle.traffic {
+                    // Busy since the timer was armed: wait a whole quiet period again.
+                    self.arm_idle_release(cx);
+                } else if self.proto.state() == State::Open {
+                    tracing::trace!("idle: releasing buffers and extension state");
+                    self.proto.release_memory();
                 }
             }
         }
@@ -387,6 +441,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     /// Queues one data frame. Written at the next flush, or at once when no received message
     /// waits (so an echo loop writes each burst of replies with one vectored write).
     pub(crate) fn start_send(&mut self, frame: Frame) -> Result<()> {
+        self.note_traffic();
         match self.proto.send_frame(frame) {
             Ok(()) => Ok(()),
             Err(SendError::Closed) => Err(self.closed_error()),

@@ -195,16 +195,21 @@ impl ServerBuilder {
                     };
                     let (acceptor, handler, shutdown) = (acceptor.clone(), handler.clone(), shutdown.clone());
                     let span = tracing::debug_span!("ws_connection", %peer);
+                    // The handshake future is boxed (freed once it is done): the task then stays
+                    // the size of the handler's future.
                     let connection = async move {
                         let _ = stream.set_nodelay(true);
-                        match acceptor.accept_tcp(stream, shutdown).await {
+                        // Bound in one statement, so that neither the handshake's result nor
+                        // `ws` keep room in the task next to the handler's future.
+                        let (serving, id) = match Box::pin(acceptor.accept_tcp(stream, shutdown)).await {
                             Ok(ws) => {
                                 let id = ws.id();
-                                handler(ws).await;
-                                tracing::debug!(id, "handler done");
+                                (handler(ws), id)
                             }
-                            Err(e) => tracing::debug!(error = %e, "opening handshake failed"),
-                        }
+                            Err(e) => return tracing::debug!(error = %e, "opening handshake failed"),
+                        };
+                        serving.await;
+                        tracing::debug!(id, "handler done");
                     };
                     tracker.spawn(tracing::Instrument::instrument(connection, span));
                 }
@@ -281,8 +286,7 @@ impl Acceptor {
         let mut info = ConnectionInfo::new(&accepted.extensions);
         info.local_addr = local_addr;
         info.remote_addr = remote_addr;
-        info.request = Some(request);
-        info.response = Some(accepted.response);
+        info.set_handshake(&request, &accepted.response);
         info.subprotocol = accepted.subprotocol;
         let proto =
             Connection::new(Role::Server, self.options.proto_config()).with_extensions(accepted.extensions);

@@ -3,8 +3,8 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,15 +21,42 @@ use crate::options::Options;
 use crate::split::{ReadHalf, WriteHalf, split};
 
 /// What is known of a connection once its opening handshake is done.
+///
+/// The handshake request and response are kept as their HTTP heads (a few hundred bytes) and
+/// parsed into `http` types the first time they are asked for, which would otherwise cost a
+/// few kilobytes per connection for something most applications never look at.
 #[derive(Debug)]
 pub struct ConnectionInfo {
     pub(crate) id: u64,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) remote_addr: Option<SocketAddr>,
-    pub(crate) request: Option<http::Request<()>>,
-    pub(crate) response: Option<http::Response<()>>,
+    request: Head<http::Request<()>>,
+    response: Head<http::Response<()>>,
     pub(crate) subprotocol: Option<String>,
     pub(crate) extensions: Vec<String>,
+}
+
+/// An HTTP head as bytes, parsed on first use.
+#[derive(Debug, Default)]
+struct Head<T> {
+    bytes: Bytes,
+    parsed: OnceLock<Option<T>>,
+}
+
+impl<T> Head<T> {
+    fn get(&self, parse: impl FnOnce(&Bytes) -> Option<T>) -> Option<&T> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        self.parsed.get_or_init(|| parse(&self.bytes)).as_ref()
+    }
+}
+
+/// The head `write` produces, in an allocation of its exact size.
+fn head_bytes(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    write(&mut out);
+    Bytes::copy_from_slice(&out)
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -40,11 +67,17 @@ impl ConnectionInfo {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             local_addr: None,
             remote_addr: None,
-            request: None,
-            response: None,
+            request: Head::default(),
+            response: Head::default(),
             subprotocol: None,
             extensions: extensions.iter().map(|e| e.name().to_owned()).collect(),
         }
+    }
+
+    /// Keeps the handshake request and response.
+    pub(crate) fn set_handshake(&mut self, request: &http::Request<()>, response: &http::Response<()>) {
+        self.request.bytes = head_bytes(|out| ws_handshake::write_request_head(request, out));
+        self.response.bytes = head_bytes(|out| ws_handshake::write_response_head(response, out));
     }
 
     /// A process-unique connection id (for logs).
@@ -62,14 +95,14 @@ impl ConnectionInfo {
         self.remote_addr
     }
 
-    /// The opening handshake request.
+    /// The opening handshake request (header names in lower case).
     pub fn request(&self) -> Option<&http::Request<()>> {
-        self.request.as_ref()
+        self.request.get(ws_handshake::parse_request_head)
     }
 
-    /// The opening handshake response.
+    /// The opening handshake response (header names in lower case).
     pub fn response(&self) -> Option<&http::Response<()>> {
-        self.response.as_ref()
+        self.response.get(ws_handshake::parse_response_head)
     }
 
     /// The negotiated subprotocol.
