@@ -1,6 +1,8 @@
 //! Echoes every message back, with the default options (permessage-deflate on).
 //!
-//! `cargo run --release --example echo_server -- [ADDR] [--no-compression]` (default 127.0.0.1:8765)
+//! `cargo run --release --example echo_server -- [ADDR] [--no-compression | --lean-compression]`
+//! (default 127.0.0.1:8765). `--lean-compression` uses the memory-lean mode: per-thread zlib
+//! streams, no context takeover.
 
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ async fn main() -> std::io::Result<()> {
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--no-compression" => compression = None,
+            "--lean-compression" => compression = Some(Compression::DeflateShared),
             _ => addr = arg,
         }
     }

@@ -12,8 +12,8 @@
 //!
 //! Throughput mode prints one JSON line:
 //! `{"msgs":..,"secs":..,"msg_per_s":..,"mb_per_s":..,"p50_us":..,"p99_us":..,"conns":..}`.
-//! Idle mode (`--idle N`) opens N connections, echoes one message on each, prints `READY`
-//! and holds them until stdin closes.
+//! Idle mode (`--idle N`) opens N connections, echoes one message on each (none with
+//! `--no-echo`), prints `READY` and holds them until stdin closes.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -31,7 +31,7 @@ use tokio::sync::Semaphore;
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
-                  [--idle N]";
+                  [--idle N [--no-echo]]";
 
 struct Args {
     addr: String,
@@ -43,6 +43,7 @@ struct Args {
     duration: f64,
     deflate: bool,
     idle: usize,
+    no_echo: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -56,6 +57,7 @@ fn parse_args() -> Result<Args, String> {
         duration: 2.0,
         deflate: false,
         idle: 0,
+        no_echo: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -71,6 +73,7 @@ fn parse_args() -> Result<Args, String> {
             "--duration" => a.duration = num(val()?)?,
             "--deflate" => a.deflate = true,
             "--idle" => a.idle = num(val()?)? as usize,
+            "--no-echo" => a.no_echo = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -582,7 +585,7 @@ async fn run_load(a: Args) -> Result<(), String> {
 /// Opens `a.idle` connections, one echo each, then holds them until stdin closes.
 async fn run_idle(a: Args) -> Result<(), String> {
     let addr: Rc<str> = a.addr.as_str().into();
-    let idle = a.idle;
+    let (idle, no_echo) = (a.idle, a.no_echo);
     let plan = Rc::new(build_plan(&Args { inflight: 1, ..a }));
     let mut held = Vec::with_capacity(idle);
     // A few hundred handshakes at a time.
@@ -592,6 +595,9 @@ async fn run_idle(a: Args) -> Result<(), String> {
         pending.push_back(tokio::task::spawn_local(async move {
             let (mut stream, neg, leftover) =
                 open(&addr, &plan).await.map_err(|e| format!("connect: {e}"))?;
+            if no_echo {
+                return Ok::<_, String>(stream);
+            }
             stream.write_all(&plan.frames[..plan.frame_len]).await.map_err(|e| e.to_string())?;
             let mut echo = EchoReader::new(plan.clone(), neg);
             let mut done = echo.feed(&leftover)?;
