@@ -48,6 +48,27 @@ struct IdleRelease {
     traffic: bool,
 }
 
+/// The server's shutdown signal, shared by all its connections.
+struct Shutdown {
+    token: CancellationToken,
+    wait: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker the wait is registered with. Polling the wait takes a lock shared by every
+    /// connection of the server, so it is polled again only when the token fired or the waker
+    /// changed, not on every read.
+    registered: Option<std::task::Waker>,
+}
+
+impl Shutdown {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let registered = self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if registered && !self.token.is_cancelled() {
+            return Poll::Pending;
+        }
+        self.registered = Some(cx.waker().clone());
+        self.wait.as_mut().poll(cx)
+    }
+}
+
 /// A ping sent by the application, resolved when its pong (or a later one) arrives.
 struct PendingPing {
     payload: Bytes,
@@ -73,7 +94,7 @@ pub(crate) struct Core<S> {
     done: bool,
     eof: bool,
     /// Server shutdown: when it fires, the connection closes with 1001.
-    shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    shutdown: Option<Shutdown>,
     /// Set where `S`'s bounds are known, so that `Drop` (which has none) can close politely.
     drop_hook: fn(&mut Self),
 }
@@ -139,7 +160,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Closes with 1001 when `token` is cancelled (graceful server shutdown).
     pub(crate) fn on_shutdown(&mut self, token: CancellationToken) {
-        self.shutdown = Some(Box::pin(token.cancelled_owned()));
+        let wait = Box::pin(token.clone().cancelled_owned());
+        self.shutdown = Some(Shutdown { token, wait, registered: None });
     }
 
     /// Dropped while open: queue a 1000 close frame and write what the socket takes right now.
@@ -293,7 +315,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
         }
         if let Some(shutdown) = &mut self.shutdown {
-            if shutdown.as_mut().poll(cx).is_ready() {
+            if shutdown.poll(cx).is_ready() {
                 self.shutdown = None;
                 if self.proto.close_sent().is_none() && self.proto.state() == State::Open {
                     tracing::debug!("server shutting down: closing with 1001");
