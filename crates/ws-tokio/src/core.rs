@@ -42,7 +42,8 @@ struct Keepalive {
 /// last release: a busy connection resets it about once per `after`, not once per message.
 struct IdleRelease {
     after: Duration,
-    timer: Pin<Box<Sleep>>,
+    /// Created when first armed: a connection that never carries a message never needs it.
+    timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
     /// Bytes came in or a message went out since the timer was armed (or memory released).
     traffic: bool,
@@ -80,7 +81,9 @@ pub(crate) struct Core<S> {
     io: S,
     proto: Connection,
     read_buf: BytesMut,
-    options: Options,
+    /// `Options::write_limit`: high and low water marks.
+    write_limit: (usize, usize),
+    close_timeout: Option<Duration>,
     keepalive: Option<Keepalive>,
     idle: Option<IdleRelease>,
     pings: VecDeque<PendingPing>,
@@ -130,15 +133,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         });
         let idle = options.idle_release.map(|after| IdleRelease {
             after,
-            timer: Box::pin(tokio::time::sleep(after)),
+            timer: None,
             armed: false,
-            traffic: true,
+            // Nothing to release before the first message: the read buffer goes on its own.
+            traffic: false,
         });
         let mut core = Self {
             io,
             proto,
             read_buf: leftover,
-            options,
+            write_limit: options.write_limit,
+            close_timeout: options.close_timeout,
             keepalive,
             idle,
             pings: VecDeque::new(),
@@ -200,7 +205,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 self.failure = Some(e);
                 continue;
             }
-            if buffered.is_pending() && self.buffered() > self.options.write_limit.0 {
+            if buffered.is_pending() && self.buffered() > self.write_limit.0 {
                 // The peer does not read: stop reading from it too, until it does.
                 return Poll::Pending;
             }
@@ -257,9 +262,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             if !idle.armed && idle.traffic {
                 idle.armed = true;
                 idle.traffic = false;
-                idle.timer.as_mut().reset(Instant::now() + idle.after);
+                let deadline = Instant::now() + idle.after;
+                let timer = idle.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                timer.as_mut().reset(deadline);
                 // Registers the waker; the deadline is in the future, so this is pending.
-                let _ = idle.timer.as_mut().poll(cx);
+                let _ = timer.as_mut().poll(cx);
             }
         }
     }
@@ -325,7 +332,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
         }
         if let Some(idle) = &mut self.idle {
-            if idle.armed && idle.timer.as_mut().poll(cx).is_ready() {
+            let fired = idle.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+            if idle.armed && fired {
                 idle.armed = false;
                 if idle.traffic {
                     // Busy since the timer was armed: wait a whole quiet period again.
@@ -366,7 +374,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     fn start_close_timer(&mut self) {
         if self.close_timer.is_none() {
-            if let Some(timeout) = self.options.close_timeout {
+            if let Some(timeout) = self.close_timeout {
                 self.close_timer = Some(Box::pin(tokio::time::sleep(timeout)));
             }
         }
@@ -433,7 +441,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Ready when the write buffer is under its high water mark (or drained to the low one).
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let (high, low) = self.options.write_limit;
+        let (high, low) = self.write_limit;
         if self.buffered() <= high {
             return Poll::Ready(Ok(()));
         }

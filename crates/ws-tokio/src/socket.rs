@@ -40,7 +40,8 @@ pub struct ConnectionInfo {
 #[derive(Debug, Default)]
 struct Head<T> {
     bytes: Bytes,
-    parsed: OnceLock<Option<T>>,
+    /// Boxed: most connections never parse, and the `http` types are large.
+    parsed: OnceLock<Option<Box<T>>>,
 }
 
 impl<T> Head<T> {
@@ -48,7 +49,7 @@ impl<T> Head<T> {
         if self.bytes.is_empty() {
             return None;
         }
-        self.parsed.get_or_init(|| parse(&self.bytes)).as_ref()
+        self.parsed.get_or_init(|| parse(&self.bytes).map(Box::new)).as_deref()
     }
 }
 
