@@ -375,3 +375,41 @@ async fn memory_lean_compression_mode() {
     ws.close(CloseCode::NORMAL, "").await.unwrap();
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn connection_info_keeps_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let _server = ServerBuilder::new().serve_listener(
+        move |mut ws: WebSocket<TcpStream>| {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let info = ws.info();
+                let request = info.request().unwrap();
+                let response = info.response().unwrap();
+                let _ = seen_tx.send((
+                    request.uri().to_string(),
+                    request.headers()["x-custom"].to_str().unwrap().to_owned(),
+                    response.status().as_u16(),
+                    info.remote_addr().is_some(),
+                ));
+                let _ = ws.recv().await;
+            }
+        },
+        listener,
+    );
+    let ws = ClientBuilder::new()
+        .header(http::HeaderName::from_static("x-custom"), http::HeaderValue::from_static("yes"))
+        .connect(&format!("ws://{addr}/chat?room=1"))
+        .await
+        .unwrap();
+    let (uri, custom, status, has_addr) = seen.recv().await.unwrap();
+    assert_eq!((uri.as_str(), custom.as_str(), status, has_addr), ("/chat?room=1", "yes", 101, true));
+    let request = ws.info().request().unwrap();
+    assert_eq!(request.uri().path(), "/chat");
+    assert_eq!(request.headers()["sec-websocket-version"], "13");
+    let response = ws.info().response().unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(response.headers()["upgrade"].to_str().unwrap().to_ascii_lowercase(), "websocket");
+}
