@@ -8,6 +8,8 @@
 
 use bytes::{Bytes, BytesMut};
 use ws_extensions::ExtensionError;
+
+use crate::history::History;
 use zlib_rs::{
     Deflate, DeflateConfig, DeflateError, DeflateFlush, Inflate, InflateError, InflateFlush, Method, Status,
     Strategy,
@@ -94,14 +96,33 @@ impl Compressor {
         Self { stream: Deflate::new_with_config(config), buf: BytesMut::new(), key }
     }
 
+    /// A new stream that carries on from `history`, the last window of data compressed before
+    /// the previous stream was freed: the peer's decompressor still holds it, so matches may
+    /// refer back into it.
+    pub(crate) fn resume(key: CompressorKey, history: &[u8]) -> Result<Self, ExtensionError> {
+        let mut compressor = Self::new(key);
+        if !history.is_empty() {
+            compressor.stream.set_dictionary(history).map_err(deflate_error)?;
+        }
+        Ok(compressor)
+    }
+
     pub(crate) fn key(&self) -> CompressorKey {
         self.key
     }
 
     /// Compresses one fragment with a sync flush. On the final fragment, the `00 00 ff ff` tail is
-    /// stripped (after adding an empty stored block if the output lacks one).
-    pub(crate) fn compress(&mut self, mut input: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
+    /// stripped (after adding an empty stored block if the output lacks one). `history`, when
+    /// context is kept, receives the input.
+    pub(crate) fn compress(
+        &mut self,
+        input: &[u8],
+        fin: bool,
+        history: Option<&mut History>,
+    ) -> Result<Bytes, ExtensionError> {
         debug_assert!(self.buf.is_empty());
+        let whole = input;
+        let mut input = input;
         loop {
             let len = self.buf.len();
             let chunk = (input.len() / 2 + 64).clamp(MIN_CHUNK, MAX_CHUNK);
@@ -132,6 +153,9 @@ impl Compressor {
                 // stored block, whose header byte is all that remains once the tail is stripped.
                 self.buf.extend_from_slice(&[0x00]);
             }
+        }
+        if let Some(history) = history {
+            history.push(whole);
         }
         Ok(take(&mut self.buf))
     }
@@ -167,14 +191,29 @@ impl Decompressor {
         }
     }
 
+    /// A new stream that carries on from `history`, the last window of data decompressed before
+    /// the previous stream was freed: the peer's compressor may still refer back into it.
+    pub(crate) fn resume(window_bits: u8, history: &[u8]) -> Result<Self, ExtensionError> {
+        let mut decompressor = Self::new(window_bits);
+        if !history.is_empty() {
+            // A raw inflate takes a dictionary at any time, without checking its Adler-32.
+            decompressor.stream.set_dictionary(history).map_err(|err| {
+                ExtensionError::Internal(format!("inflate set_dictionary failed: {}", err.as_str()))
+            })?;
+        }
+        Ok(decompressor)
+    }
+
     /// Decompresses one fragment; on the final one, the stripped tail is fed back first.
     /// Fails with [`ExtensionError::TooBig`] as soon as the output would exceed `max_size`,
-    /// having allocated at most `max_size` bytes for it.
+    /// having allocated at most `max_size` bytes for it. `history`, when the peer keeps context,
+    /// receives the output, and is cleared when the peer ends its deflate stream.
     pub(crate) fn decompress(
         &mut self,
         input: &[u8],
         fin: bool,
         max_size: Option<usize>,
+        history: Option<&mut History>,
     ) -> Result<Bytes, ExtensionError> {
         debug_assert!(self.buf.is_empty());
         let limit = max_size.unwrap_or(usize::MAX);
@@ -184,10 +223,18 @@ impl Decompressor {
             self.buf.clear();
             return Err(err);
         }
-        if fin && self.ended {
+        let restart = fin && self.ended;
+        if restart {
             // zlib-rs resets to a 15-bit window, which decodes any smaller window too.
             self.stream.reset(false);
             self.ended = false;
+        }
+        if let Some(history) = history {
+            match restart {
+                // The next message starts a new deflate stream, which cannot refer back.
+                true => history.clear(),
+                false => history.push(&self.buf),
+            }
         }
         Ok(take(&mut self.buf))
     }

@@ -5,6 +5,7 @@ mod codec;
 mod config;
 mod extension;
 mod factory;
+mod history;
 mod params;
 mod shared;
 

@@ -164,6 +164,67 @@ fn memory_per_connection_table() {
     println!("\nnegotiated but idle (no compressed message yet): {idle} bytes beyond the struct");
 }
 
+/// Bytes one connection holds after `messages` messages of 1 KiB each way and `release_memory`:
+/// its struct and the histories context takeover needs.
+fn released_bytes(config: PerMessageDeflateConfig, messages: usize, message: &'static [u8]) -> isize {
+    let mut ours = PerMessageDeflate::new(config).expect("config");
+    let mut peer = PerMessageDeflate::new(PerMessageDeflateConfig {
+        local_max_window_bits: config.remote_max_window_bits,
+        remote_max_window_bits: config.local_max_window_bits,
+        local_no_context_takeover: config.remote_no_context_takeover,
+        remote_no_context_takeover: config.local_no_context_takeover,
+        ..config
+    })
+    .expect("config");
+    let (ours, live, _, _) = measure(move || {
+        for _ in 0..messages {
+            let mut incoming = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+            peer.encode(&mut incoming).expect("peer encode");
+            let mut outgoing = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+            ours.encode(&mut outgoing).expect("encode");
+            peer.decode(&mut outgoing, None).expect("peer decode");
+            ours.decode(&mut incoming, None).expect("decode");
+        }
+        drop(peer);
+        ours.release_memory();
+        ours
+    });
+    let size = std::mem::size_of_val(&ours) as isize;
+    drop(ours);
+    live + size
+}
+
+#[test]
+fn release_memory_keeps_only_the_history() {
+    let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
+    let struct_size = std::mem::size_of::<PerMessageDeflate>() as isize;
+    println!("\n| window bits | after 1 message each way | after 100 | no context takeover |");
+    println!("|---|---:|---:|---:|");
+    for bits in 8..=15u8 {
+        let takeover = PerMessageDeflateConfig {
+            local_max_window_bits: bits,
+            remote_max_window_bits: bits,
+            compression_threshold: Some(0),
+            ..Default::default()
+        };
+        let reset = PerMessageDeflateConfig {
+            local_no_context_takeover: true,
+            remote_no_context_takeover: true,
+            ..takeover
+        };
+        let one = released_bytes(takeover, 1, message);
+        let many = released_bytes(takeover, 100, message);
+        let none = released_bytes(reset, 100, message);
+        let window = 1isize << bits.max(9);
+        // One window of history each way (1 KiB each after a single message), nothing else.
+        assert_eq!(one, struct_size + 2 * window.min(1024), "window {bits}");
+        assert_eq!(many, struct_size + 2 * window, "window {bits}");
+        assert_eq!(none, struct_size, "window {bits}");
+        let kib = |b: isize| format!("{:.1} KiB", b as f64 / 1024.0);
+        println!("| {bits} | {} | {} | {none} B |", kib(one), kib(many));
+    }
+}
+
 /// One connection's configuration for the mode table: both windows `bits`, and no context
 /// takeover both ways in lean mode (what the factories negotiate there).
 fn mode(bits: u8, mem_level: u8, memory: Memory) -> PerMessageDeflateConfig {
@@ -323,7 +384,8 @@ fn no_allocation_per_message_in_steady_state() {
             rx.decode(&mut frame, Some(1 << 20)).expect("decode");
             assert_eq!(&frame.payload[..], message);
         };
-        for _ in 0..10 {
+        // Until the histories fill their window (32 KiB here), they still grow.
+        for _ in 0..40 {
             round_trip();
         }
         let ((), _, _, allocs) = measure(|| {

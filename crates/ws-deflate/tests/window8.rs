@@ -1,7 +1,8 @@
 //! Window bits 8: zlib cannot compress with a 256-byte window and uses 512 bytes instead. That is
 //! safe only because zlib never emits a distance above `window - 262` (250 for 512 bytes). This
 //! test decodes our window-8 output with a strict decoder that refuses any distance above 256,
-//! at every compression level (zlib-rs has a different match finder per level range).
+//! at every compression level (zlib-rs has a different match finder per level range), also for a
+//! compressor re-created after `release_memory` from its 512-byte history.
 
 use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 use ws_extensions::{Bytes, Extension, Frame, OpCode};
@@ -205,7 +206,8 @@ fn corpus() -> Vec<Vec<u8>> {
 fn window_8_output_fits_a_strict_256_byte_window_at_every_level() {
     let messages = corpus();
     for level in 0..=9u8 {
-        for no_context_takeover in [false, true] {
+        // `release`: the compressor is freed after every message and re-created from its history.
+        for (no_context_takeover, release) in [(false, false), (true, false), (false, true)] {
             let config = PerMessageDeflateConfig {
                 local_max_window_bits: 8,
                 local_no_context_takeover: no_context_takeover,
@@ -220,8 +222,12 @@ fn window_8_output_fits_a_strict_256_byte_window_at_every_level() {
                 tx.encode(&mut frame).expect("encode");
                 let mut data = frame.payload.to_vec();
                 data.extend_from_slice(&[0, 0, 0xff, 0xff]);
-                let out = strict.message(&data).unwrap_or_else(|e| panic!("level {level}, message {i}: {e}"));
-                assert_eq!(&out, message, "level {level}, message {i}");
+                let what = format!("level {level}, release {release}, message {i}");
+                let out = strict.message(&data).unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(&out, message, "{what}");
+                if release {
+                    tx.release_memory();
+                }
             }
             if level > 0 {
                 assert!(
