@@ -101,10 +101,16 @@ impl Compressor {
     /// refer back into it.
     pub(crate) fn resume(key: CompressorKey, history: &[u8]) -> Result<Self, ExtensionError> {
         let mut compressor = Self::new(key);
-        if !history.is_empty() {
-            compressor.stream.set_dictionary(history).map_err(deflate_error)?;
-        }
+        compressor.prime(history)?;
         Ok(compressor)
+    }
+
+    /// Loads `history` into a fresh (or just recycled) stream, as [`resume`](Self::resume) does.
+    pub(crate) fn prime(&mut self, history: &[u8]) -> Result<(), ExtensionError> {
+        if !history.is_empty() {
+            self.stream.set_dictionary(history).map_err(deflate_error)?;
+        }
+        Ok(())
     }
 
     pub(crate) fn key(&self) -> CompressorKey {
@@ -195,13 +201,19 @@ impl Decompressor {
     /// the previous stream was freed: the peer's compressor may still refer back into it.
     pub(crate) fn resume(window_bits: u8, history: &[u8]) -> Result<Self, ExtensionError> {
         let mut decompressor = Self::new(window_bits);
+        decompressor.prime(history)?;
+        Ok(decompressor)
+    }
+
+    /// Loads `history` into a fresh (or just recycled) stream, as [`resume`](Self::resume) does.
+    pub(crate) fn prime(&mut self, history: &[u8]) -> Result<(), ExtensionError> {
         if !history.is_empty() {
             // A raw inflate takes a dictionary at any time, without checking its Adler-32.
-            decompressor.stream.set_dictionary(history).map_err(|err| {
+            self.stream.set_dictionary(history).map_err(|err| {
                 ExtensionError::Internal(format!("inflate set_dictionary failed: {}", err.as_str()))
             })?;
         }
-        Ok(decompressor)
+        Ok(())
     }
 
     /// Decompresses one fragment; on the final one, the stripped tail is fed back first.

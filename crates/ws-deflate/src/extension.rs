@@ -179,6 +179,29 @@ pub struct PerMessageDeflate {
     received: Option<History>,
     sending: Message,
     receiving: Message,
+    /// Which streams are borrowed from the thread (until their message ends), not owned.
+    borrowed: Borrowed,
+    /// Messages compressed and decompressed since the connection opened or last released its
+    /// streams; see [`WARM_UP_MESSAGES`].
+    sent_messages: u8,
+    received_messages: u8,
+}
+
+/// How many messages a connection ([`Memory::Dedicated`]) sends (or receives) with streams
+/// borrowed from its thread before it gets streams of its own, after opening and after each
+/// [`release_memory`](Extension::release_memory).
+///
+/// A borrowed stream is reset and loaded with the connection's history for each message,
+/// which costs a few microseconds (clearing zlib-rs's 128 KiB hash table, hashing the
+/// history); owning one costs about 180 KiB. Connections that exchange a message now and then
+/// (and release their streams in between) therefore never allocate streams of their own, and
+/// never fragment the heap with them; busy ones own theirs after a few messages.
+pub const WARM_UP_MESSAGES: u8 = 4;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Borrowed {
+    compressor: bool,
+    decompressor: bool,
 }
 
 impl fmt::Debug for PerMessageDeflate {
@@ -205,6 +228,9 @@ impl PerMessageDeflate {
                 .then(|| History::new(config.remote_max_window_bits)),
             sending: Message::Idle,
             receiving: Message::Idle,
+            borrowed: Borrowed::default(),
+            sent_messages: 0,
+            received_messages: 0,
         })
     }
 
@@ -218,54 +244,80 @@ impl PerMessageDeflate {
         self.config.local_no_context_takeover || self.config.memory == Memory::Shared
     }
 
-    /// Whether incoming messages use the thread's shared decompressor.
-    fn shared_decompressor(&self) -> bool {
-        self.config.memory == Memory::Shared && self.config.remote_no_context_takeover
-    }
-
     /// Compresses one fragment of a compressed message, with the connection's compressor or one
     /// borrowed from the thread until the message ends.
     fn compress(&mut self, payload: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
         let PerMessageDeflateConfig { local_max_window_bits, level, mem_level, memory, .. } = self.config;
         let key = CompressorKey::new(local_max_window_bits, level, mem_level);
-        let mut compressor = match (self.compressor.take(), memory, &mut self.sent) {
-            (Some(compressor), _, _) => compressor,
-            (None, Memory::Shared, _) => shared::take_compressor(key),
-            (None, Memory::Dedicated, Some(history)) => Compressor::resume(key, history.as_slice())?,
-            (None, Memory::Dedicated, None) => Compressor::new(key),
+        let mut compressor = match self.compressor.take() {
+            Some(compressor) => compressor,
+            None if memory == Memory::Shared || self.sent_messages < WARM_UP_MESSAGES => {
+                let mut compressor = shared::take_compressor(key);
+                if let Some(history) = &mut self.sent {
+                    compressor.prime(history.as_slice())?;
+                }
+                self.borrowed.compressor = true;
+                compressor
+            }
+            None => match &mut self.sent {
+                Some(history) => Compressor::resume(key, history.as_slice())?,
+                None => Compressor::new(key),
+            },
         };
         let result = compressor.compress(payload, fin, self.sent.as_mut());
-        match memory {
-            Memory::Shared if fin || result.is_err() => shared::give_compressor(compressor),
-            Memory::Shared => self.compressor = Some(compressor),
-            Memory::Dedicated => {
-                if fin && result.is_ok() && self.config.local_no_context_takeover {
-                    compressor.reset();
-                }
+        if fin {
+            self.sent_messages = self.sent_messages.saturating_add(1);
+        }
+        if self.borrowed.compressor {
+            if fin || result.is_err() {
+                self.borrowed.compressor = false;
+                shared::give_compressor(compressor);
+            } else {
                 self.compressor = Some(compressor);
             }
+        } else {
+            if fin && result.is_ok() && self.config.local_no_context_takeover {
+                compressor.reset();
+            }
+            self.compressor = Some(compressor);
         }
         result
     }
 
     /// Decompresses one fragment of a compressed message, with the connection's decompressor or
     /// one borrowed from the thread until the message ends.
+    ///
+    /// A peer that resets its context after every message needs no history on our side, so its
+    /// messages always use the thread's decompressor (resetting an inflate stream is cheap).
     fn decompress(
         &mut self,
         payload: &[u8],
         fin: bool,
         max_size: Option<usize>,
     ) -> Result<Bytes, ExtensionError> {
-        let shared = self.shared_decompressor();
         let bits = self.config.remote_max_window_bits;
-        let mut decompressor = match (self.decompressor.take(), &mut self.received) {
-            (Some(decompressor), _) => decompressor,
-            (None, _) if shared => shared::take_decompressor(),
-            (None, Some(history)) => Decompressor::resume(bits, history.as_slice())?,
-            (None, None) => Decompressor::new(bits),
+        let borrow = self.config.remote_no_context_takeover || self.received_messages < WARM_UP_MESSAGES;
+        let mut decompressor = match self.decompressor.take() {
+            Some(decompressor) => decompressor,
+            None if borrow => {
+                let mut decompressor = shared::take_decompressor();
+                if let Some(history) = &mut self.received {
+                    decompressor.prime(history.as_slice())?;
+                }
+                self.borrowed.decompressor = true;
+                decompressor
+            }
+            None => match &mut self.received {
+                Some(history) => Decompressor::resume(bits, history.as_slice())?,
+                None => Decompressor::new(bits),
+            },
         };
         let result = decompressor.decompress(payload, fin, max_size, self.received.as_mut());
-        if shared && (fin || result.is_err()) {
+        if fin {
+            self.received_messages = self.received_messages.saturating_add(1);
+        }
+        if self.borrowed.decompressor && (fin || result.is_err()) {
+            self.borrowed.decompressor = false;
             shared::give_decompressor(decompressor);
         } else {
             self.decompressor = Some(decompressor);
@@ -363,12 +415,14 @@ impl Extension for PerMessageDeflate {
     fn release_memory(&mut self) {
         if self.sending != Message::Compressed {
             self.compressor = None;
+            self.sent_messages = 0;
             if let Some(history) = &mut self.sent {
                 history.compact();
             }
         }
         if self.receiving != Message::Compressed {
             self.decompressor = None;
+            self.received_messages = 0;
             if let Some(history) = &mut self.received {
                 history.compact();
             }

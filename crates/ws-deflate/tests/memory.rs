@@ -106,6 +106,8 @@ fn pair(bits: u8, mem_level: u8) -> (PerMessageDeflate, PerMessageDeflate) {
 /// its decompressor and their reusable buffers.
 fn connection_bytes(bits: u8, mem_level: u8, message: &'static [u8]) -> isize {
     let (mut ours, mut peer) = pair(bits, mem_level);
+    // Past the warm-up, so that the next message gives the connection streams of its own.
+    exchange(&mut ours, &mut peer, message, usize::from(ws_deflate::WARM_UP_MESSAGES));
     // The peer's message, compressed outside the measurement.
     let mut incoming = Frame::new(OpCode::Text, Bytes::from_static(message), true);
     peer.encode(&mut incoming).expect("peer encode");
@@ -150,6 +152,7 @@ fn memory_per_connection_table() {
         println!("| {bits} | {} |", cells.join(" | "));
     }
     let (mut ours, mut peer) = pair(12, 5);
+    exchange(&mut ours, &mut peer, message, usize::from(ws_deflate::WARM_UP_MESSAGES));
     let mut incoming = Frame::new(OpCode::Text, Bytes::from_static(message), true);
     peer.encode(&mut incoming).expect("peer encode");
     let (_, receive_only, _, _) = measure(|| ours.decode(&mut incoming, None).expect("decode"));
@@ -164,9 +167,28 @@ fn memory_per_connection_table() {
     println!("\nnegotiated but idle (no compressed message yet): {idle} bytes beyond the struct");
 }
 
+/// `messages` messages of 1 KiB each way between `ours` and `peer`.
+fn exchange(
+    ours: &mut PerMessageDeflate,
+    peer: &mut PerMessageDeflate,
+    message: &'static [u8],
+    messages: usize,
+) {
+    for _ in 0..messages {
+        let mut incoming = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+        peer.encode(&mut incoming).expect("peer encode");
+        let mut outgoing = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+        ours.encode(&mut outgoing).expect("encode");
+        peer.decode(&mut outgoing, None).expect("peer decode");
+        ours.decode(&mut incoming, None).expect("decode");
+    }
+}
+
 /// Bytes one connection holds after `messages` messages of 1 KiB each way and `release_memory`:
-/// its struct and the histories context takeover needs.
+/// its struct and the histories context takeover needs. The thread's shared streams, which the
+/// first messages borrow, are freed before and after.
 fn released_bytes(config: PerMessageDeflateConfig, messages: usize, message: &'static [u8]) -> isize {
+    ws_deflate::release_thread_streams();
     let mut ours = PerMessageDeflate::new(config).expect("config");
     let mut peer = PerMessageDeflate::new(PerMessageDeflateConfig {
         local_max_window_bits: config.remote_max_window_bits,
@@ -187,6 +209,7 @@ fn released_bytes(config: PerMessageDeflateConfig, messages: usize, message: &'s
         }
         drop(peer);
         ours.release_memory();
+        ws_deflate::release_thread_streams();
         ours
     });
     let size = std::mem::size_of_val(&ours) as isize;
@@ -256,7 +279,12 @@ fn one_message_each_way(ext: &mut dyn Extension, message: &'static [u8], incomin
 /// Bytes per connection with `n` connections alive at once, each boxed as the connection holds
 /// it, after one 1 KiB message each way. The thread's shared streams (lean mode) are warmed up
 /// first and not counted: [`shared_streams_bytes`] reports them.
-fn bytes_per_connection(config: PerMessageDeflateConfig, n: usize, message: &'static [u8]) -> isize {
+fn bytes_per_connection(
+    config: PerMessageDeflateConfig,
+    n: usize,
+    messages: usize,
+    message: &'static [u8],
+) -> isize {
     // The peer's message: compressed alone, as a peer without context takeover does.
     let mut peer = PerMessageDeflate::new(PerMessageDeflateConfig {
         local_no_context_takeover: true,
@@ -277,7 +305,9 @@ fn bytes_per_connection(config: PerMessageDeflateConfig, n: usize, message: &'st
     let ((), live, _, _) = measure(|| {
         for _ in 0..n {
             let mut ext: Box<dyn Extension> = Box::new(PerMessageDeflate::new(config).expect("config"));
-            one_message_each_way(ext.as_mut(), message, incoming);
+            for _ in 0..messages {
+                one_message_each_way(ext.as_mut(), message, incoming);
+            }
             connections.push(ext);
         }
     });
@@ -289,7 +319,7 @@ fn bytes_per_connection(config: PerMessageDeflateConfig, n: usize, message: &'st
 fn shared_streams_bytes(config: PerMessageDeflateConfig, message: &'static [u8]) -> isize {
     // Only this configuration's streams: the pool keeps one compressor per configuration.
     ws_deflate::release_thread_streams();
-    let _ = bytes_per_connection(config, 1, message);
+    let _ = bytes_per_connection(config, 1, 1, message);
     let ((), live, _, _) = measure(ws_deflate::release_thread_streams);
     -live
 }
@@ -298,10 +328,12 @@ fn shared_streams_bytes(config: PerMessageDeflateConfig, message: &'static [u8])
 fn memory_per_connection_by_mode() {
     let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
     let kib = |b: isize| format!("{:.1} KiB", b as f64 / 1024.0);
-    let dedicated = bytes_per_connection(mode(12, 5, Memory::Dedicated), 8, message);
-    let dedicated_small = bytes_per_connection(mode(9, 1, Memory::Dedicated), 8, message);
-    let shared = bytes_per_connection(mode(12, 5, Memory::Shared), 100, message);
-    let shared_small = bytes_per_connection(mode(9, 1, Memory::Shared), 100, message);
+    let busy = usize::from(ws_deflate::WARM_UP_MESSAGES) + 1;
+    let dedicated_one = bytes_per_connection(mode(12, 5, Memory::Dedicated), 100, 1, message);
+    let dedicated = bytes_per_connection(mode(12, 5, Memory::Dedicated), 8, busy, message);
+    let dedicated_small = bytes_per_connection(mode(9, 1, Memory::Dedicated), 8, busy, message);
+    let shared = bytes_per_connection(mode(12, 5, Memory::Shared), 100, 1, message);
+    let shared_small = bytes_per_connection(mode(9, 1, Memory::Shared), 100, 1, message);
     let pool = shared_streams_bytes(mode(12, 5, Memory::Shared), message);
     let pool_small = shared_streams_bytes(mode(9, 1, Memory::Shared), message);
     println!(
@@ -309,8 +341,12 @@ fn memory_per_connection_by_mode() {
 | mode | per connection | per thread |"
     );
     println!("|---|---:|---:|");
-    println!("| dedicated, 12/12, memLevel 5 (default) | {} | 0 |", kib(dedicated));
-    println!("| dedicated, 9/9, memLevel 1 | {} | 0 |", kib(dedicated_small));
+    println!(
+        "| dedicated, 12/12, memLevel 5 (default), after 1 message | {} | (shared streams) |",
+        kib(dedicated_one)
+    );
+    println!("| dedicated, 12/12, memLevel 5 (default), after {busy} messages | {} | 0 |", kib(dedicated));
+    println!("| dedicated, 9/9, memLevel 1, after {busy} messages | {} | 0 |", kib(dedicated_small));
     println!("| shared, 12/12, memLevel 5 | {} B | {} |", shared, kib(pool));
     println!("| shared, 9/9, memLevel 1 | {} B | {} |", shared_small, kib(pool_small));
     println!(
@@ -326,6 +362,8 @@ size_of::<PerMessageDeflate>() = {}",
     // The streams are counted once per thread, not per connection.
     assert!(pool > 100 * 1024, "shared streams: {pool} bytes");
     assert!(dedicated > 150 * 1024 && dedicated_small < dedicated);
+    // During the warm-up a connection holds its struct and its histories (1 KiB each way here).
+    assert!(dedicated_one < 4 * 1024, "dedicated after one message: {dedicated_one} bytes");
 }
 
 /// A deflate stream that inflates to `gib` GiB of zeros, built without compressing that much:

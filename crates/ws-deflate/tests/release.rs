@@ -317,3 +317,33 @@ proptest! {
         }
     }
 }
+
+/// Connections in their warm-up borrow the thread's streams one message at a time, each primed
+/// with its own history: interleaved on one thread, every connection's messages must still
+/// decode with its peer's context (flate2, which never frees anything), both ways.
+#[test]
+fn interleaved_connections_borrowing_the_threads_streams_round_trip() {
+    let connections = 6;
+    let mut ours: Vec<PerMessageDeflate> = (0..connections).map(|_| ext(config(12, 6))).collect();
+    let mut peer_inflate: Vec<Decompress> =
+        (0..connections).map(|_| Decompress::new_with_window_bits(false, 15)).collect();
+    let mut peer_deflate: Vec<Compress> =
+        (0..connections).map(|_| Compress::new_with_window_bits(Compression::new(6), false, 12)).collect();
+    let rounds = usize::from(ws_deflate::WARM_UP_MESSAGES) * 3;
+    for round in 0..rounds {
+        for c in 0..connections {
+            let message = json(700 + 97 * c, (round * connections + c) as u64 % 5);
+            // Ours → peer, fragmented every other round.
+            let fragment = if round % 2 == 0 { usize::MAX } else { 256 };
+            let frames = encode(&mut ours[c], &message, fragment, |_, _| {});
+            assert_eq!(flate2_decode(&mut peer_inflate[c], &frames, message.len()), message);
+            // Peer → ours.
+            let frame = flate2_encode(&mut peer_deflate[c], &message);
+            assert_eq!(decode(&mut ours[c], &[frame], |_, _| {}), message);
+            // Some connections go quiet now and then: back to borrowing.
+            if (round + c) % 5 == 0 {
+                ours[c].release_memory();
+            }
+        }
+    }
+}
