@@ -3,6 +3,7 @@
 mod autobahn;
 mod bench;
 mod interop;
+mod perf_gate;
 mod util;
 
 use std::process::{Command, ExitCode};
@@ -14,10 +15,15 @@ const HELP: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  ci        cargo test --workspace, then `interop`, then `autobahn` (quick profile)
+  ci        cargo test --workspace, then `interop`, then `autobahn` (quick profile),
+            then `perf-gate` (installs valgrind with apt-get as root, else skips it)
   autobahn  Autobahn|Testsuite, both roles  (cargo xtask autobahn --help)
   interop   Python websockets / Node ws interop matrix, headless Chromium client
             (cargo xtask interop --help)
+  perf-gate instruction counts (callgrind) of benches/instructions.rs against the
+            baseline benches/instructions.toml; fails on > 5 % growth without a note
+            (cargo xtask perf-gate --help; re-record: --record --note \"why\")
+  bench     echo throughput / memory against other stacks (cargo xtask bench --help)
 
 Caches: AUTOBAHN_HOME (default ~/.cache/ws-autobahn), WS_INTEROP_HOME (default
 ~/.cache/ws-interop). Build output follows CARGO_TARGET_DIR / cargo config.";
@@ -30,6 +36,7 @@ fn main() -> ExitCode {
         Some("autobahn") => autobahn::run(rest),
         Some("interop") => interop::run(rest),
         Some("bench") => bench::run(rest),
+        Some("perf-gate") => perf_gate::run(rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())
@@ -63,6 +70,8 @@ fn ci(args: &[String]) -> Result {
         ),
         ("cargo xtask interop", Box::new(|| interop::run(&[]))),
         ("cargo xtask autobahn", Box::new(autobahn::run_quick)),
+        // Last: its release build then reuses the one of the examples above.
+        ("cargo xtask perf-gate", Box::new(perf_gate::run_ci)),
     ];
     let total = Instant::now();
     let mut times: Vec<(&str, Duration, bool)> = vec![];
