@@ -328,6 +328,22 @@ mod tests {
         assert!(buf.iter().all(|&b| b == 1));
     }
 
+    /// Why the level is not chosen per message size: the safe `Deflate::set_level` clears the
+    /// output pointer before zlib-rs flushes the stream, so switching between match functions
+    /// (level 1 `deflate_quick`, 2 `deflate_fast`, 3–6 `deflate_medium`) fails once the stream has
+    /// compressed anything. If this starts passing `Ok`, a size-dependent level becomes possible.
+    #[test]
+    fn zlib_rs_cannot_switch_match_function_mid_stream() {
+        let mut compressor = Compressor::new(CompressorKey::new(12, 6, 5));
+        compressor.compress(b"{\"id\":1,\"op\":\"buy\"}", true, None).expect("compress");
+        assert!(compressor.stream.set_level(1).is_err());
+        // Within one match function it works.
+        assert!(compressor.stream.set_level(4).is_ok());
+        // And on a fresh stream too, which is of no use under context takeover.
+        let mut fresh = Compressor::new(CompressorKey::new(12, 6, 5));
+        assert!(fresh.stream.set_level(1).is_ok());
+    }
+
     #[test]
     fn big_buffers_are_not_retained() {
         let mut buf = BytesMut::new();
