@@ -247,6 +247,9 @@ impl Decompressor {
     }
 
     fn feed(&mut self, mut input: &[u8], limit: usize) -> Result<(), ExtensionError> {
+        // The first chunk is sized by the input alone: the 4-byte tail, fed after the message's
+        // output, then needs no growth and no zero fill of the output so far.
+        let mut first = true;
         while !self.ended {
             let len = self.buf.len();
             let room = limit - len;
@@ -263,7 +266,9 @@ impl Decompressor {
                 }
                 continue;
             }
-            let chunk = input.len().saturating_mul(4).max(len).clamp(MIN_CHUNK, MAX_CHUNK).min(room);
+            let done = if first { 0 } else { len };
+            first = false;
+            let chunk = input.len().saturating_mul(4).max(done).clamp(MIN_CHUNK, MAX_CHUNK).min(room);
             grow(&mut self.buf, len + chunk, limit);
             self.buf.resize(len + chunk, 0);
             let step = inflate(&mut self.stream, &mut self.ended, input, &mut self.buf[len..]);
