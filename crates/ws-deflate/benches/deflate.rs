@@ -111,5 +111,38 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(deflate, benches);
+/// The server default (12-bit windows, memLevel 5, context takeover) at the levels worth
+/// comparing: distinct JSON-like messages, one connection kept across iterations. The full
+/// matrix with ratios is `cargo run --release -p ws-deflate --example levels`.
+fn levels(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compress-takeover-w12");
+    for (name, size) in [("1KiB", 1usize << 10), ("64KiB", 64 << 10)] {
+        let count = ((4 << 20) / size).max(8);
+        let corpus = json(size * count);
+        let messages: Vec<Bytes> = corpus.chunks(size).map(Bytes::copy_from_slice).collect();
+        group.throughput(Throughput::Bytes(size as u64));
+        for level in [1u8, 2, 6] {
+            let config = PerMessageDeflateConfig {
+                local_max_window_bits: 12,
+                remote_max_window_bits: 12,
+                level,
+                compression_threshold: Some(0),
+                ..Default::default()
+            };
+            let mut ext = PerMessageDeflate::new(config).expect("config");
+            let mut next = messages.iter().cycle();
+            group.bench_function(BenchmarkId::new(format!("level{level}"), name), |b| {
+                b.iter(|| {
+                    let data = next.next().expect("cycle").clone();
+                    let mut frame = Frame::new(OpCode::Text, data, true);
+                    ext.encode(&mut frame).expect("encode");
+                    black_box(frame.payload.len())
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(deflate, benches, levels);
 criterion_main!(deflate);

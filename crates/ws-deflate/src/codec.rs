@@ -259,6 +259,9 @@ impl Decompressor {
     }
 
     fn feed(&mut self, mut input: &[u8], limit: usize) -> Result<(), ExtensionError> {
+        // The first chunk is sized by the input alone: the 4-byte tail, fed after the message's
+        // output, then needs no growth and no zero fill of the output so far.
+        let mut first = true;
         while !self.ended {
             let len = self.buf.len();
             let room = limit - len;
@@ -275,7 +278,9 @@ impl Decompressor {
                 }
                 continue;
             }
-            let chunk = input.len().saturating_mul(4).max(len).clamp(MIN_CHUNK, MAX_CHUNK).min(room);
+            let done = if first { 0 } else { len };
+            first = false;
+            let chunk = input.len().saturating_mul(4).max(done).clamp(MIN_CHUNK, MAX_CHUNK).min(room);
             grow(&mut self.buf, len + chunk, limit);
             self.buf.resize(len + chunk, 0);
             let step = inflate(&mut self.stream, &mut self.ended, input, &mut self.buf[len..]);
@@ -338,6 +343,22 @@ mod tests {
         assert_eq!(buf.capacity(), 1000);
         assert_eq!(buf.len(), 600);
         assert!(buf.iter().all(|&b| b == 1));
+    }
+
+    /// Why the level is not chosen per message size: the safe `Deflate::set_level` clears the
+    /// output pointer before zlib-rs flushes the stream, so switching between match functions
+    /// (level 1 `deflate_quick`, 2 `deflate_fast`, 3–6 `deflate_medium`) fails once the stream has
+    /// compressed anything. If this starts passing `Ok`, a size-dependent level becomes possible.
+    #[test]
+    fn zlib_rs_cannot_switch_match_function_mid_stream() {
+        let mut compressor = Compressor::new(CompressorKey::new(12, 6, 5));
+        compressor.compress(b"{\"id\":1,\"op\":\"buy\"}", true, None).expect("compress");
+        assert!(compressor.stream.set_level(1).is_err());
+        // Within one match function it works.
+        assert!(compressor.stream.set_level(4).is_ok());
+        // And on a fresh stream too, which is of no use under context takeover.
+        let mut fresh = Compressor::new(CompressorKey::new(12, 6, 5));
+        assert!(fresh.stream.set_level(1).is_ok());
     }
 
     #[test]

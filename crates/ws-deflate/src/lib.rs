@@ -14,7 +14,9 @@ pub use extension::{Memory, PerMessageDeflate, PerMessageDeflateConfig, WARM_UP_
 pub use factory::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
 pub use shared::release_thread_streams;
 
-/// The default zlib compression level (zlib's own default).
+/// The default zlib compression level (zlib's own default). Measured on zlib-rs with context
+/// takeover, levels 2–5 are no faster on messages up to about 1 KiB and compress worse; level 2
+/// is 1.4–2.3× faster on 64 KiB messages for 25 % more bytes. See "Choosing the level".
 pub const DEFAULT_LEVEL: u8 = 6;
 /// The default zlib memLevel, as in Python `websockets`.
 pub const DEFAULT_MEM_LEVEL: u8 = 5;
