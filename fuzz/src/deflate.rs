@@ -91,7 +91,9 @@ pub fn run_decode(data: &[u8]) {
 }
 
 /// Every data frame's payload sent as a message (fragmented as the frames say) through one
-/// endpoint's `encode` and the other's `decode`: the bytes must come back unchanged.
+/// endpoint's `encode` and the other's `decode`: the bytes must come back unchanged. A frame
+/// with RSV1 set is followed by `release_memory` on the sender (even payload length), the
+/// receiver (odd), or both (empty), mid-message included.
 fn round_trip(config: PerMessageDeflateConfig, wire: &[u8]) {
     let mut sender = PerMessageDeflate::new(config).expect("a valid config");
     let mut receiver = PerMessageDeflate::new(config).expect("a valid config");
@@ -103,11 +105,21 @@ fn round_trip(config: PerMessageDeflateConfig, wire: &[u8]) {
             (OpCode::Continuation, false) => OpCode::Binary,
             (opcode, false) => opcode,
         };
+        let release = frame.rsv.contains(Rsv::RSV1).then_some(frame.payload.len());
         let plain = frame.payload.clone();
         let mut frame = Frame::new(opcode, plain.clone(), frame.fin);
         sender.encode(&mut frame).expect("encoding a well-ordered message");
         receiver.decode(&mut frame, None).expect("decoding what we encoded");
         assert_eq!(frame.payload, plain);
+        match release {
+            Some(0) => {
+                sender.release_memory();
+                receiver.release_memory();
+            }
+            Some(len) if len % 2 == 0 => sender.release_memory(),
+            Some(_) => receiver.release_memory(),
+            None => {}
+        }
         if !opcode.is_control() {
             in_message = !frame.fin;
         }
