@@ -21,8 +21,11 @@ use ws_proto::{CloseCode, Connection, Event, Frame, Message, Role, SendError, St
 use crate::error::{ConnectionClosed, Error, Result, Timeout};
 use crate::options::Options;
 
-/// Room made in the read buffer before each read.
+/// Room made in the read buffer before each read, at first and after small reads.
 const READ_CHUNK: usize = 16 * 1024;
+/// The most room made: reads that fill the buffer double the room up to this, so a busy
+/// connection takes a burst of frames in one syscall (a quiet one still releases its buffer).
+const READ_CHUNK_MAX: usize = 64 * 1024;
 /// At most this many segments go to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -47,6 +50,8 @@ pub(crate) struct Core<S> {
     io: S,
     proto: Connection,
     read_buf: BytesMut,
+    /// Room to make before the next read: grows while reads fill it, shrinks when they do not.
+    read_room: usize,
     options: Options,
     keepalive: Option<Keepalive>,
     pings: VecDeque<PendingPing>,
@@ -98,6 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             io,
             proto,
             read_buf: leftover,
+            read_room: READ_CHUNK,
             options,
             keepalive,
             pings: VecDeque::new(),
@@ -186,9 +192,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
+        // Room for a whole burst: a short read costs a syscall per few frames. When nothing
+        // holds on to the buffer's earlier messages, `reserve` moves the partial frame back
+        // to the start of the same storage instead of allocating. A large partial frame already
+        // has room up to its end (ws-proto reserves it): reading past that end would only make
+        // the next frame's start be copied out of a buffer its predecessor still holds.
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        if spare < READ_CHUNK / 4 || (spare < self.read_room && self.read_buf.len() < READ_CHUNK / 4) {
+            self.read_buf.reserve(self.read_room);
         }
+        let room = self.read_buf.capacity() - self.read_buf.len();
         let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
             Poll::Ready(result) => result?,
             Poll::Pending => {
@@ -204,6 +217,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             self.proto.receive_eof();
         } else {
             self.receive_buffered();
+        }
+        if n == room && self.read_buf.len() < READ_CHUNK / 4 {
+            // Small frames filled the room: more were waiting.
+            self.read_room = (self.read_room * 2).min(READ_CHUNK_MAX);
+        } else if n < self.read_room / 4 {
+            self.read_room = READ_CHUNK;
         }
         Poll::Ready(Ok(()))
     }
