@@ -16,7 +16,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use ws_proto::{CloseCode, Connection, Event, Frame, Message, Role, SendError, State};
+use ws_proto::{
+    CloseCode, Connection, Event, Frame, FrameHeader, HeaderParse, MAX_HEADER_LEN, Message, Role, SendError,
+    State,
+};
 
 use crate::error::{ConnectionClosed, Error, Result, Timeout};
 use crate::options::Options;
@@ -26,6 +29,8 @@ const READ_CHUNK: usize = 16 * 1024;
 /// The most room made: reads that fill the buffer double the room up to this, so a busy
 /// connection takes a burst of frames in one syscall (a quiet one still releases its buffer).
 const READ_CHUNK_MAX: usize = 64 * 1024;
+/// The most room made ahead for a large frame: ws-proto's own reserve-ahead bound (1 MiB).
+const FRAME_ROOM_MAX: usize = (1 << 20) + MAX_HEADER_LEN;
 /// At most this many segments go to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -52,6 +57,10 @@ pub(crate) struct Core<S> {
     read_buf: BytesMut,
     /// Room to make before the next read: grows while reads fill it, shrinks when they do not.
     read_room: usize,
+    /// The size of the last frame that did not fit (0: none lately): room made for the next
+    /// frame when the buffer is empty, so that it is read into place rather than copied out
+    /// of storage its predecessor still holds when the protocol reserves for the rest.
+    frame_room: usize,
     options: Options,
     keepalive: Option<Keepalive>,
     pings: VecDeque<PendingPing>,
@@ -104,6 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             proto,
             read_buf: leftover,
             read_room: READ_CHUNK,
+            frame_room: 0,
             options,
             keepalive,
             pings: VecDeque::new(),
@@ -198,8 +208,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         // has room up to its end (ws-proto reserves it): reading past that end would only make
         // the next frame's start be copied out of a buffer its predecessor still holds.
         let spare = self.read_buf.capacity() - self.read_buf.len();
-        if spare < READ_CHUNK / 4 || (spare < self.read_room && self.read_buf.len() < READ_CHUNK / 4) {
-            self.read_buf.reserve(self.read_room);
+        let want =
+            if self.read_buf.is_empty() { self.read_room.max(self.frame_room) } else { self.read_room };
+        if spare < READ_CHUNK / 4 || (spare < want && self.read_buf.len() < READ_CHUNK / 4) {
+            self.read_buf.reserve(want);
         }
         let room = self.read_buf.capacity() - self.read_buf.len();
         let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
@@ -218,11 +230,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         } else {
             self.receive_buffered();
         }
-        if n == room && self.read_buf.len() < READ_CHUNK / 4 {
+        let held = self.read_buf.len();
+        if n == room && held < READ_CHUNK / 4 {
             // Small frames filled the room: more were waiting.
             self.read_room = (self.read_room * 2).min(READ_CHUNK_MAX);
         } else if n < self.read_room / 4 {
             self.read_room = READ_CHUNK;
+            self.frame_room = 0;
+        }
+        if let Ok(HeaderParse::Complete(header, header_len)) = FrameHeader::parse(&self.read_buf) {
+            // A partial frame (the protocol took every complete one): expect more this size.
+            let frame_len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+            let frame_len = frame_len.saturating_add(header_len).min(FRAME_ROOM_MAX);
+            if frame_len > READ_CHUNK {
+                self.frame_room = frame_len;
+            }
         }
         Poll::Ready(Ok(()))
     }
