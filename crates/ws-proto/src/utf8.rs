@@ -12,6 +12,9 @@ pub(crate) struct Utf8Validator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct InvalidUtf8;
 
+/// Below this length simdutf8 does not use SIMD.
+const SIMD_MIN: usize = 64;
+
 fn sequence_len(lead: u8) -> usize {
     match lead {
         0xC0..=0xDF => 2,
@@ -38,6 +41,11 @@ impl Utf8Validator {
                 Err(_) => return Err(InvalidUtf8),
             }
             chunk = &chunk[take..];
+        }
+        if chunk.len() < SIMD_MIN && chunk.is_ascii() {
+            // simdutf8 hands inputs this short to `core::str::from_utf8`, which costs several
+            // times this word-at-a-time scan on the ASCII text most small messages are.
+            return Ok(());
         }
         match simdutf8::compat::from_utf8(chunk) {
             Ok(_) => Ok(()),

@@ -16,13 +16,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use ws_proto::{CloseCode, Connection, Event, Frame, Message, Role, SendError, State};
+use ws_proto::{
+    CloseCode, Connection, Event, Frame, FrameHeader, HeaderParse, MAX_HEADER_LEN, Message, Role, SendError,
+    State,
+};
 
 use crate::error::{ConnectionClosed, Error, Result, Timeout};
 use crate::options::Options;
 
-/// Room made in the read buffer before each read.
+/// Room made in the read buffer before each read, at first and after small reads.
 const READ_CHUNK: usize = 16 * 1024;
+/// The most room made: reads that fill the buffer double the room up to this, so a busy
+/// connection takes a burst of frames in one syscall (a quiet one still releases its buffer).
+const READ_CHUNK_MAX: usize = 64 * 1024;
+/// The most room made ahead for a large frame: ws-proto's own reserve-ahead bound (1 MiB).
+const FRAME_ROOM_MAX: usize = (1 << 20) + MAX_HEADER_LEN;
 /// At most this many segments go to one vectored write.
 const MAX_IOVECS: usize = 64;
 
@@ -84,6 +92,12 @@ pub(crate) struct Core<S> {
     /// `Options::write_limit`: high and low water marks.
     write_limit: (usize, usize),
     close_timeout: Option<Duration>,
+    /// Room to make before the next read: grows while reads fill it, shrinks when they do not.
+    read_room: usize,
+    /// The size of the last frame that did not fit (0: none lately): room made for the next
+    /// frame when the buffer is empty, so that it is read into place rather than copied out
+    /// of storage its predecessor still holds when the protocol reserves for the rest.
+    frame_room: usize,
     keepalive: Option<Keepalive>,
     idle: Option<IdleRelease>,
     pings: VecDeque<PendingPing>,
@@ -144,6 +158,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             read_buf: leftover,
             write_limit: options.write_limit,
             close_timeout: options.close_timeout,
+            read_room: READ_CHUNK,
+            frame_room: 0,
             keepalive,
             idle,
             pings: VecDeque::new(),
@@ -233,16 +249,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
+        // Room for a whole burst: a short read costs a syscall per few frames. When nothing
+        // holds on to the buffer's earlier messages, `reserve` moves the partial frame back
+        // to the start of the same storage instead of allocating. A large partial frame already
+        // has room up to its end (ws-proto reserves it): reading past that end would only make
+        // the next frame's start be copied out of a buffer its predecessor still holds.
+        let spare = self.read_buf.capacity() - self.read_buf.len();
+        let want =
+            if self.read_buf.is_empty() { self.read_room.max(self.frame_room) } else { self.read_room };
+        if spare < READ_CHUNK / 4 || (spare < want && self.read_buf.len() < READ_CHUNK / 4) {
+            self.read_buf.reserve(want);
         }
+        let room = self.read_buf.capacity() - self.read_buf.len();
         let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
             Poll::Ready(result) => result?,
             Poll::Pending => {
-                if self.read_buf.is_empty() {
-                    // Idle: give the buffer back rather than hold 16 KiB per quiet connection.
+                if self.read_buf.is_empty() && !self.arm_idle_release(cx) {
+                    // Nothing to read and no idle release coming (the connection never carried
+                    // a message, or `idle_release` is off): give the buffer back now rather than
+                    // hold 16 KiB or more per quiet connection. Otherwise the release frees it,
+                    // so that a request/response peer does not cost an allocation per message.
                     self.read_buf = BytesMut::new();
-                    self.arm_idle_release(cx);
                 }
                 return Poll::Pending;
             }
@@ -253,22 +280,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         } else {
             self.receive_buffered();
         }
+        let held = self.read_buf.len();
+        if n == room && held < READ_CHUNK / 4 {
+            // Small frames filled the room: more were waiting.
+            self.read_room = (self.read_room * 2).min(READ_CHUNK_MAX);
+        } else if n < self.read_room / 4 {
+            self.read_room = READ_CHUNK;
+            self.frame_room = 0;
+        }
+        if let Ok(HeaderParse::Complete(header, header_len)) = FrameHeader::parse(&self.read_buf) {
+            // A partial frame (the protocol took every complete one): expect more this size.
+            let frame_len = usize::try_from(header.payload_len).unwrap_or(usize::MAX);
+            let frame_len = frame_len.saturating_add(header_len).min(FRAME_ROOM_MAX);
+            if frame_len > READ_CHUNK {
+                self.frame_room = frame_len;
+            }
+        }
         Poll::Ready(Ok(()))
     }
 
     /// Starts the idle release timer, unless it runs or nothing happened since the last release.
-    fn arm_idle_release(&mut self, cx: &mut Context<'_>) {
-        if let Some(idle) = &mut self.idle {
-            if !idle.armed && idle.traffic {
-                idle.armed = true;
-                idle.traffic = false;
-                let deadline = Instant::now() + idle.after;
-                let timer = idle.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                timer.as_mut().reset(deadline);
-                // Registers the waker; the deadline is in the future, so this is pending.
-                let _ = timer.as_mut().poll(cx);
-            }
+    /// Returns whether a release is coming (the timer runs), so that the caller may keep its
+    /// buffers until then.
+    fn arm_idle_release(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(idle) = &mut self.idle else { return false };
+        if !idle.armed && idle.traffic {
+            idle.armed = true;
+            idle.traffic = false;
+            let deadline = Instant::now() + idle.after;
+            let timer = idle.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            timer.as_mut().reset(deadline);
+            // Registers the waker; the deadline is in the future, so this is pending.
+            let _ = timer.as_mut().poll(cx);
         }
+        idle.armed
     }
 
     /// Notes traffic for the idle release timer.
@@ -332,14 +377,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             }
         }
         if let Some(idle) = &mut self.idle {
-            let fired = idle.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
-            if idle.armed && fired {
+            let fired = idle.armed && idle.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+            if fired {
                 idle.armed = false;
                 if idle.traffic {
                     // Busy since the timer was armed: wait a whole quiet period again.
                     self.arm_idle_release(cx);
                 } else if self.proto.state() == State::Open {
                     tracing::trace!("idle: releasing buffers and extension state");
+                    if self.read_buf.is_empty() {
+                        self.read_buf = BytesMut::new();
+                    }
                     self.proto.release_memory();
                 }
             }
