@@ -264,12 +264,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let n = match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
             Poll::Ready(result) => result?,
             Poll::Pending => {
-                if self.read_buf.is_empty() && !self.arm_idle_release(cx) {
-                    // Nothing to read and no idle release coming (the connection never carried
-                    // a message, or `idle_release` is off): give the buffer back now rather than
-                    // hold 16 KiB or more per quiet connection. Otherwise the release frees it,
-                    // so that a request/response peer does not cost an allocation per message.
+                if self.read_buf.is_empty() {
+                    // Nothing to read: give the buffer back now rather than hold 16 KiB or more
+                    // per quiet connection. Keeping it until `idle_release` would save a
+                    // request/response peer an allocation per message, but a burst of
+                    // connections that each send one message would then all hold one at once,
+                    // and glibc keeps most of that in RSS after they are freed (measured: 10.6
+                    // instead of 4.6 KiB per idle connection after one echo, 2,000 connections).
                     self.read_buf = BytesMut::new();
+                    self.arm_idle_release(cx);
                 }
                 return Poll::Pending;
             }
@@ -300,10 +303,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     /// Starts the idle release timer, unless it runs or nothing happened since the last release.
-    /// Returns whether a release is coming (the timer runs), so that the caller may keep its
-    /// buffers until then.
-    fn arm_idle_release(&mut self, cx: &mut Context<'_>) -> bool {
-        let Some(idle) = &mut self.idle else { return false };
+    fn arm_idle_release(&mut self, cx: &mut Context<'_>) {
+        let Some(idle) = &mut self.idle else { return };
         if !idle.armed && idle.traffic {
             idle.armed = true;
             idle.traffic = false;
@@ -313,7 +314,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             // Registers the waker; the deadline is in the future, so this is pending.
             let _ = timer.as_mut().poll(cx);
         }
-        idle.armed
     }
 
     /// Notes traffic for the idle release timer.
