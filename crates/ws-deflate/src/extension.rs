@@ -23,9 +23,11 @@ pub(crate) const NAME: &str = "permessage-deflate";
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Memory {
-    /// Each connection owns its compressor and decompressor, created on first use and kept while
-    /// messages flow, so context takeover works and no message allocates. About 212 KiB per
-    /// connection at the defaults. When the connection goes idle,
+    /// Each busy connection owns its compressor and decompressor, kept while messages flow, so
+    /// context takeover works and no message allocates: about 212 KiB per connection at the
+    /// defaults. For its first [`WARM_UP_MESSAGES`] messages (after opening, and after each
+    /// release) a connection borrows its thread's streams instead, primed with its own history,
+    /// so connections that talk now and then never own streams. When the connection goes idle,
     /// [`release_memory`](ws_extensions::Extension::release_memory) frees both streams and keeps
     /// only the history context takeover needs: at most 8.4 KiB at the defaults.
     #[default]

@@ -20,8 +20,9 @@ use crate::socket::{ConnectionInfo, WebSocket};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Compression {
-    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default): each
-    /// connection owns its zlib streams (context takeover, ~210 KiB per connection).
+    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default), with
+    /// context takeover: a busy connection owns its zlib streams (~210 KiB); a quiet one
+    /// releases them after `idle_release`, keeping only its compression history (a few KiB).
     #[default]
     Deflate,
     /// permessage-deflate in the memory-lean mode (`ws_deflate::Memory::Shared`): no context
