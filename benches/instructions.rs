@@ -21,6 +21,10 @@ use ws_proto::{
     MAX_HEADER_LEN, Message, OpCode, Role, Rsv, Utf8Bytes, apply_mask,
 };
 
+#[path = "../crates/ws-deflate/tests/support/json.rs"]
+mod json;
+use json::json;
+
 /// One workload: `setup(iterations)` builds the input and returns the body that runs once per
 /// iteration.
 struct Workload {
@@ -156,31 +160,6 @@ fn text(pattern: &str, len: usize) -> String {
 
 const ASCII: &str = "The quick brown fox jumps over the lazy dog; {\"id\": 42, \"ok\": true} ";
 const MULTIBYTE: &str = "The quick brown fox jumps over the lazy dog. κόσμε — 漢字 ✓ 𝄞 ";
-
-/// JSON-like records, `len` bytes, from a fixed LCG seed (as in ws-deflate's bench).
-fn json(seed: u64, len: usize) -> Vec<u8> {
-    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
-    let mut state = seed;
-    let mut out = Vec::with_capacity(len + 128);
-    while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let n = (state >> 33) as usize;
-        let item = format!(
-            r#"{{"id":{},"user":"{}{}","score":{}.{},"tags":["{}","{}"],"active":{}}},"#,
-            n % 1_000_000,
-            words[n % 8],
-            n % 977,
-            n % 1000,
-            n % 97,
-            words[(n >> 3) % 8],
-            words[(n >> 6) % 8],
-            n % 2 == 0
-        );
-        out.extend_from_slice(item.as_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// One frame as a client puts it on the wire: header, then the payload masked with `key`.
 fn masked_frame(wire: &mut Vec<u8>, opcode: OpCode, fin: bool, data: &[u8], key: [u8; 4]) {
@@ -366,7 +345,7 @@ fn no_takeover() -> PerMessageDeflate {
 }
 
 fn messages_1k() -> Vec<Bytes> {
-    (0..16).map(|seed| Bytes::from(json(seed, 1 << 10))).collect()
+    (0..16).map(|seed| Bytes::from(json(1 << 10, seed))).collect()
 }
 
 fn compress(ext: &mut PerMessageDeflate, data: &Bytes) -> Bytes {
@@ -420,7 +399,7 @@ fn deflate_1k_decompress(iterations: u32) -> Box<dyn FnMut()> {
 }
 
 fn deflate_64k_compress(_: u32) -> Box<dyn FnMut()> {
-    let data = Bytes::from(json(42, 64 << 10));
+    let data = Bytes::from(json(64 << 10, 42));
     let mut tx = no_takeover();
     for _ in 0..WARM_UP {
         compress(&mut tx, &data);
@@ -431,7 +410,7 @@ fn deflate_64k_compress(_: u32) -> Box<dyn FnMut()> {
 }
 
 fn deflate_64k_decompress(_: u32) -> Box<dyn FnMut()> {
-    let data = Bytes::from(json(42, 64 << 10));
+    let data = Bytes::from(json(64 << 10, 42));
     let compressed = compress(&mut no_takeover(), &data);
     let mut rx = no_takeover();
     for _ in 0..WARM_UP {

@@ -12,29 +12,9 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 use ws_extensions::{Bytes, Extension, Frame, OpCode, Rsv};
 
-fn json(len: usize) -> Vec<u8> {
-    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
-    let mut state = 42u64;
-    let mut out = Vec::with_capacity(len + 128);
-    while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let n = (state >> 33) as usize;
-        let item = format!(
-            r#"{{"id":{},"user":"{}{}","score":{}.{},"tags":["{}","{}"],"active":{}}},"#,
-            n % 1_000_000,
-            words[n % 8],
-            n % 977,
-            n % 1000,
-            n % 97,
-            words[(n >> 3) % 8],
-            words[(n >> 6) % 8],
-            n % 2 == 0
-        );
-        out.extend_from_slice(item.as_bytes());
-    }
-    out.truncate(len);
-    out
-}
+#[path = "../tests/support/json.rs"]
+mod json;
+use json::json;
 
 /// Window 15, level 6, memLevel 8: what flate2 uses, so both lines do the same work. Context is
 /// reset per message on both sides so that every iteration compresses the same thing.
@@ -53,7 +33,7 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("compress");
     for (name, size) in sizes {
-        let data = Bytes::from(json(size));
+        let data = Bytes::from(json(size, 42));
         group.throughput(Throughput::Bytes(size as u64));
         let mut ext = PerMessageDeflate::new(config()).expect("config");
         group.bench_with_input(BenchmarkId::new("ws-deflate", name), &data, |b, data| {
@@ -78,7 +58,7 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("decompress");
     for (name, size) in sizes {
-        let data = json(size);
+        let data = json(size, 42);
         let mut tx = PerMessageDeflate::new(config()).expect("config");
         let mut frame = Frame::new(OpCode::Text, data.clone(), true);
         tx.encode(&mut frame).expect("encode");
@@ -118,7 +98,7 @@ fn levels(c: &mut Criterion) {
     let mut group = c.benchmark_group("compress-takeover-w12");
     for (name, size) in [("1KiB", 1usize << 10), ("64KiB", 64 << 10)] {
         let count = ((4 << 20) / size).max(8);
-        let corpus = json(size * count);
+        let corpus = json(size * count, 42);
         let messages: Vec<Bytes> = corpus.chunks(size).map(Bytes::copy_from_slice).collect();
         group.throughput(Throughput::Bytes(size as u64));
         for level in [1u8, 2, 6] {

@@ -4,6 +4,10 @@
 use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 use ws_extensions::{Bytes, Extension, ExtensionError, Frame, OpCode, Rsv};
 
+#[path = "support/json.rs"]
+mod json;
+use json::json;
+
 fn config() -> PerMessageDeflateConfig {
     PerMessageDeflateConfig { compression_threshold: Some(0), ..Default::default() }
 }
@@ -49,29 +53,6 @@ fn decode_message(rx: &mut PerMessageDeflate, frames: Vec<Frame>) -> Vec<u8> {
         assert_eq!(frame.rsv, Rsv::NONE);
         out.extend_from_slice(&frame.payload);
     }
-    out
-}
-
-/// Deterministic JSON-like text: compressible, but not trivially.
-fn json(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut out = Vec::with_capacity(len + 128);
-    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
-    while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let n = (state >> 33) as usize;
-        let item = format!(
-            r#"{{"id":{},"name":"{}","score":{}.{},"tags":["{}","{}"]}},"#,
-            n % 100_000,
-            words[n % 8],
-            n % 1000,
-            n % 97,
-            words[(n >> 3) % 8],
-            words[(n >> 6) % 8]
-        );
-        out.extend_from_slice(item.as_bytes());
-    }
-    out.truncate(len);
     out
 }
 

@@ -199,14 +199,7 @@ fn released_bytes(config: PerMessageDeflateConfig, messages: usize, message: &'s
     })
     .expect("config");
     let (ours, live, _, _) = measure(move || {
-        for _ in 0..messages {
-            let mut incoming = Frame::new(OpCode::Text, Bytes::from_static(message), true);
-            peer.encode(&mut incoming).expect("peer encode");
-            let mut outgoing = Frame::new(OpCode::Text, Bytes::from_static(message), true);
-            ours.encode(&mut outgoing).expect("encode");
-            peer.decode(&mut outgoing, None).expect("peer decode");
-            ours.decode(&mut incoming, None).expect("decode");
-        }
+        exchange(&mut ours, &mut peer, message, messages);
         drop(peer);
         ours.release_memory();
         ws_deflate::release_thread_streams();

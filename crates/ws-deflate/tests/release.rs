@@ -7,6 +7,10 @@ use proptest::prelude::*;
 use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 use ws_extensions::{Bytes, Extension, Frame, OpCode, Rsv};
 
+#[path = "support/json.rs"]
+mod json;
+use json::json;
+
 const TAIL: [u8; 4] = [0, 0, 0xff, 0xff];
 
 fn ext(config: PerMessageDeflateConfig) -> PerMessageDeflate {
@@ -22,29 +26,6 @@ fn config(bits: u8, level: u8) -> PerMessageDeflateConfig {
         compression_threshold: Some(0),
         ..Default::default()
     }
-}
-
-/// Deterministic JSON-like text, different for each seed.
-fn json(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut out = Vec::with_capacity(len + 128);
-    let words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"];
-    while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let n = (state >> 33) as usize;
-        let item = format!(
-            r#"{{"id":{},"name":"{}","score":{}.{},"tags":["{}","{}"]}},"#,
-            n % 1000,
-            words[n % 8],
-            n % 100,
-            n % 7,
-            words[(n >> 3) % 8],
-            words[(n >> 6) % 8]
-        );
-        out.extend_from_slice(item.as_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 /// Encodes `message` in fragments of `fragment` bytes, calling `between` after each frame.

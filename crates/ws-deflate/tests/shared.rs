@@ -13,6 +13,10 @@ use ws_extensions::{
     ServerExtensionFactory,
 };
 
+#[path = "support/json.rs"]
+mod json;
+use json::json;
+
 fn lean_server() -> ServerPerMessageDeflateFactory {
     ServerPerMessageDeflateFactory { memory: Memory::Shared, ..Default::default() }
 }
@@ -46,20 +50,6 @@ fn connect(client: &ClientPerMessageDeflateFactory, server: &ServerPerMessageDef
     let (response, server_ext) = server.process_request_params(&offers[0], &[]).expect("server accepts");
     let client_ext = client.process_response_params(&response, &[]).expect("client accepts");
     (client_ext, server_ext)
-}
-
-fn json(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed;
-    let mut out = Vec::with_capacity(len + 64);
-    while out.len() < len {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let n = state >> 33;
-        out.extend_from_slice(
-            format!(r#"{{"id":{},"v":"{:x}","ok":{}}},"#, n % 9973, n, n % 3 == 0).as_bytes(),
-        );
-    }
-    out.truncate(len);
-    out
 }
 
 /// The frames of `message`, split into `fragments` parts, before encoding.
