@@ -73,6 +73,12 @@ const WORKLOADS: &[Workload] = &[
         setup: send_small_batch,
     },
     Workload {
+        name: "echo_small_batch",
+        about: "server echo of a burst of 16 masked 20 B binary frames: receive, events, send each back, transmit drained",
+        iterations: 1_000,
+        setup: echo_small_batch,
+    },
+    Workload {
         name: "deflate_1k_compress",
         about: "PerMessageDeflate::encode of 1 KiB JSON-like messages, context takeover (16 distinct, cycled)",
         iterations: 200,
@@ -297,6 +303,30 @@ fn recv_small_batch(_: u32) -> Box<dyn FnMut()> {
         }
         assert_eq!(n, messages, "recv_small_batch: message count");
         assert!(buf.is_empty(), "recv_small_batch: bytes left over");
+    })
+}
+
+fn echo_small_batch(_: u32) -> Box<dyn FnMut()> {
+    let mut wire = Vec::new();
+    for i in 0..16 {
+        masked_frame(&mut wire, OpCode::Binary, true, &payload(20), key(i));
+    }
+    let mut conn = server();
+    let mut buf = BytesMut::with_capacity(wire.len());
+    Box::new(move || {
+        buf.extend_from_slice(black_box(&wire));
+        conn.receive(&mut buf).expect("echo_small_batch: valid frames");
+        let mut n = 0;
+        while let Some(event) = conn.next_event() {
+            let Event::Message(message) = event else { panic!("echo_small_batch: unexpected {event:?}") };
+            conn.send(message).expect("echo_small_batch: an open connection sends");
+            n += 1;
+        }
+        assert_eq!(n, 16, "echo_small_batch: message count");
+        let out = conn.transmit();
+        let len = out.remaining();
+        black_box(out.chunk());
+        out.advance(len);
     })
 }
 

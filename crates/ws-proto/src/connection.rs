@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header::{FrameHeader, HeaderParse};
-use crate::mask::{MaskKeys, apply_mask};
+use crate::mask::{MaskKeys, apply_mask_from};
 use crate::transmit::Transmit;
 use crate::utf8::Utf8Validator;
 use crate::{
@@ -142,6 +142,9 @@ pub struct Connection {
     // Receiving.
     incoming: Option<Incoming>,
     fragments: BytesMut,
+    /// Payload bytes of the partial frame at the start of the receive buffer that are already
+    /// unmasked: a large frame is unmasked as it arrives, while its bytes are still in cache.
+    unmasked: usize,
     utf8: Utf8Validator,
     events: VecDeque<Event>,
     close_received: Option<Option<CloseFrame>>,
@@ -166,6 +169,7 @@ impl Connection {
             masks,
             incoming: None,
             fragments: BytesMut::new(),
+            unmasked: 0,
             utf8: Utf8Validator::default(),
             events: VecDeque::new(),
             close_received: None,
@@ -261,7 +265,8 @@ impl Connection {
 
     /// Consumes every complete frame at the start of `buf`, leaving a partial frame (and
     /// reserving room for the rest of it). Payloads are split off `buf` without a copy and
-    /// unmasked in place.
+    /// unmasked in place; the part of a partial frame that arrived is unmasked already, so the
+    /// next call must get `buf` back as this one left it, with new bytes appended.
     ///
     /// On a protocol error the connection fails: it queues a close frame with the error's code,
     /// becomes [`State::Closed`], discards `buf` and all further input, and returns the error.
@@ -294,23 +299,30 @@ impl Connection {
             let frame_len =
                 usize::try_from(header.payload_len).unwrap_or(usize::MAX).saturating_add(header_len);
             if buf.len() < frame_len {
+                if let Some(key) = header.mask {
+                    // Unmask what arrived while the read has just put it in cache, rather than
+                    // the whole frame from memory at the end (a 1 MiB frame outgrows the cache).
+                    let arrived = &mut buf[header_len..];
+                    let done = self.unmasked.min(arrived.len());
+                    apply_mask_from(&mut arrived[done..], key, done);
+                    self.unmasked = arrived.len();
+                }
                 // Room for the rest, but never more than RESERVE_AHEAD_MAX ahead of what
                 // arrived: without a frame limit the announced length is the peer's word alone.
                 buf.reserve((frame_len - buf.len()).min(RESERVE_AHEAD_MAX));
                 return Ok(());
             }
-            let mut payload = buf.split_to(frame_len);
-            payload.advance(header_len);
             if let Some(key) = header.mask {
-                apply_mask(&mut payload, key);
+                let payload = &mut buf[header_len..frame_len];
+                let done = self.unmasked.min(payload.len());
+                apply_mask_from(&mut payload[done..], key, done);
             }
-            let frame = Frame {
-                fin: header.fin,
-                rsv: header.rsv,
-                opcode: header.opcode,
-                payload: payload.freeze(),
-                no_compress: false,
-            };
+            self.unmasked = 0;
+            // Frozen before the header is skipped: advancing `Bytes` is cheaper than `BytesMut`.
+            let mut payload = buf.split_to(frame_len).freeze();
+            payload.advance(header_len);
+            let frame =
+                Frame { fin: header.fin, rsv: header.rsv, opcode: header.opcode, payload, no_compress: false };
             if let Err(e) = self.receive_frame(frame) {
                 return Err(self.fail(e));
             }

@@ -20,6 +20,19 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     }
 }
 
+/// XORs `buf` with `key`, as if `buf` started at `offset` in the payload: for masking a payload
+/// piece by piece, as its bytes arrive.
+pub(crate) fn apply_mask_from(buf: &mut [u8], key: [u8; 4], offset: usize) {
+    apply_mask(buf, key_at(key, offset));
+}
+
+/// The key as seen from `offset` bytes into the payload.
+fn key_at(key: [u8; 4], offset: usize) -> [u8; 4] {
+    // Little-endian: the byte at index `k` of the result is the key's byte `k + offset`.
+    let shift = 8 * (offset % 4) as u32;
+    u32::from_le_bytes(key).rotate_right(shift).to_le_bytes()
+}
+
 /// Where masking keys come from: a ChaCha12 generator seeded once from the OS (one syscall per
 /// connection, none per frame), or a caller-supplied source for reproducible tests.
 pub(crate) enum MaskKeys {
@@ -77,6 +90,23 @@ mod tests {
             assert_eq!(fast, slow, "len {len}");
             apply_mask(&mut fast, key);
             assert_eq!(fast, data, "masking twice is the identity");
+        }
+    }
+
+    #[test]
+    fn masking_in_pieces_matches_masking_at_once() {
+        let key = [0x37, 0xfa, 0x21, 0x3d];
+        let data: Vec<u8> = (0..200u8).collect();
+        let mut whole = data.clone();
+        apply_mask(&mut whole, key);
+        for cuts in [[0, 1, 2], [3, 7, 8], [5, 6, 150], [1, 100, 199], [64, 65, 66]] {
+            let mut pieces = data.clone();
+            let mut start = 0;
+            for end in cuts.into_iter().chain([data.len()]) {
+                apply_mask_from(&mut pieces[start..end], key, start);
+                start = end;
+            }
+            assert_eq!(pieces, whole, "cuts {cuts:?}");
         }
     }
 
