@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::header::{FrameHeader, MAX_HEADER_LEN};
 use crate::mask::apply_mask;
@@ -31,18 +31,15 @@ impl Transmit {
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
+        self.tail.put_slice(&head[..head_len]);
         self.remaining += head_len + payload.len();
-        let inline = header.mask.is_some() || payload.len() <= INLINE_PAYLOAD_MAX;
-        // One capacity check for header and payload.
-        self.tail.reserve(head_len + if inline { payload.len() } else { 0 });
-        self.tail.extend_from_slice(&head[..head_len]);
         if let Some(key) = header.mask {
             // Masking needs a private copy anyway: make it in the tail.
             let start = self.tail.len();
-            self.tail.extend_from_slice(&payload);
+            self.tail.put_slice(&payload);
             apply_mask(&mut self.tail[start..], key);
-        } else if inline {
-            self.tail.extend_from_slice(&payload);
+        } else if payload.len() <= INLINE_PAYLOAD_MAX {
+            self.tail.put_slice(&payload);
         } else {
             self.sealed.push_back(self.tail.split().freeze());
             self.sealed.push_back(payload);
