@@ -321,8 +321,13 @@ impl Connection {
             // Frozen before the header is skipped: advancing `Bytes` is cheaper than `BytesMut`.
             let mut payload = buf.split_to(frame_len).freeze();
             payload.advance(header_len);
-            let frame =
-                Frame { fin: header.fin, rsv: header.rsv, opcode: header.opcode, payload, no_compress: false };
+            let frame = Frame {
+                fin: header.fin,
+                rsv: header.rsv,
+                opcode: header.opcode,
+                payload,
+                no_compress: false,
+            };
             if let Err(e) = self.receive_frame(frame) {
                 return Err(self.fail(e));
             }
