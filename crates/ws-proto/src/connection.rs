@@ -350,6 +350,7 @@ impl Connection {
         self.events.len()
     }
 
+    #[inline]
     fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
         let unknown_rsv = header.rsv.difference(self.extension_rsv);
         if !unknown_rsv.is_empty() {
@@ -375,6 +376,7 @@ impl Connection {
         Ok(())
     }
 
+    #[inline]
     fn receive_frame(&mut self, mut frame: Frame) -> Result<(), ProtocolError> {
         if !self.extensions.is_empty() {
             let budget = if frame.opcode.is_control() {
@@ -424,6 +426,7 @@ impl Connection {
         }
     }
 
+    #[inline]
     fn receive_data(&mut self, frame: Frame) -> Result<(), ProtocolError> {
         let Some(incoming) = self.incoming.as_mut() else {
             return Err(ProtocolError::UnexpectedContinuation);
@@ -510,6 +513,7 @@ impl Connection {
     /// `Text`/`Binary`, then `Continuation`s, the last with `fin`). Set `frame.no_compress` to
     /// keep a message out of any compression context. Control frames go through
     /// [`send_ping`](Self::send_ping), [`send_pong`](Self::send_pong), [`close`](Self::close).
+    #[inline]
     pub fn send_frame(&mut self, frame: Frame) -> Result<(), SendError> {
         if self.close_sent.is_some() {
             return Err(SendError::Closed);
@@ -564,6 +568,7 @@ impl Connection {
         self.state = if self.close_received.is_some() { State::Closed } else { State::Closing };
     }
 
+    #[inline]
     fn write_frame(&mut self, mut frame: Frame) -> Result<(), SendError> {
         for extension in &mut self.extensions {
             extension.encode(&mut frame).map_err(SendError::Extension)?;

@@ -34,6 +34,7 @@ impl FrameHeader {
     /// blocks, never panics). Checks what the header alone decides: reserved opcodes, control
     /// frames that are fragmented or longer than 125 bytes, and 64-bit lengths with the top bit
     /// set. RSV bits and masking depend on the connection and are checked there.
+    #[inline]
     pub fn parse(buf: &[u8]) -> Result<HeaderParse, ProtocolError> {
         let [b0, b1, rest @ ..] = buf else {
             return Ok(HeaderParse::Incomplete(2 - buf.len()));
@@ -85,6 +86,7 @@ impl FrameHeader {
     }
 
     /// Encodes the header into `dst`, using the shortest length form; returns its length.
+    #[inline]
     pub fn encode(&self, dst: &mut [u8; MAX_HEADER_LEN]) -> usize {
         dst[0] = (u8::from(self.fin) << 7) | self.rsv.bits() | self.opcode.as_u8();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };

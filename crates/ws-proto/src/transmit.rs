@@ -28,6 +28,7 @@ pub struct Transmit {
 
 impl Transmit {
     /// Appends one frame: its header, then its payload, masked with `mask` if given.
+    #[inline]
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
         let mut head = [0u8; MAX_HEADER_LEN];
         let head_len = header.encode(&mut head);
