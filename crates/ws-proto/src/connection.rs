@@ -402,7 +402,11 @@ impl Connection {
                 if self.incoming.is_some() {
                     return Err(ProtocolError::ExpectedContinuation);
                 }
-                self.incoming = Some(Incoming { text: frame.opcode == OpCode::Text, size: 0 });
+                let text = frame.opcode == OpCode::Text;
+                if frame.fin {
+                    return self.receive_whole(text, frame.payload);
+                }
+                self.incoming = Some(Incoming { text, size: 0 });
                 self.receive_data(frame)?;
             }
             OpCode::Continuation => {
@@ -424,6 +428,24 @@ impl Connection {
         } else {
             self.pending_pong = Some(payload);
         }
+    }
+
+    /// A message in a single frame, the common case: no reassembly state to keep.
+    #[inline]
+    fn receive_whole(&mut self, text: bool, payload: Bytes) -> Result<(), ProtocolError> {
+        if let Some(max) = self.config.max_message_size {
+            if payload.len() > max {
+                return Err(ProtocolError::MessageTooBig { max });
+            }
+        }
+        let message = if text {
+            crate::utf8::validate(&payload).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(Utf8Bytes::from_validated(payload))
+        } else {
+            Message::Binary(payload)
+        };
+        self.events.push_back(Event::Message(message));
+        Ok(())
     }
 
     #[inline]

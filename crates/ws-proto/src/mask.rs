@@ -15,7 +15,15 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
         chunk.copy_from_slice(&(u64::from_ne_bytes(word) ^ key_word).to_ne_bytes());
     }
     // The remainder starts at a multiple of 8, hence of 4: the key is still aligned.
-    for (byte, k) in chunks.into_remainder().iter_mut().zip(key.iter().cycle()) {
+    let tail = chunks.into_remainder();
+    let bytes = match tail.split_first_chunk_mut::<4>() {
+        Some((word, rest)) => {
+            *word = (u32::from_ne_bytes(*word) ^ u32::from_ne_bytes(key)).to_ne_bytes();
+            rest
+        }
+        None => tail,
+    };
+    for (byte, k) in bytes.iter_mut().zip(key) {
         *byte ^= k;
     }
 }

@@ -23,6 +23,14 @@ fn sequence_len(lead: u8) -> usize {
     }
 }
 
+/// Validates a whole message at once.
+pub(crate) fn validate(bytes: &[u8]) -> Result<(), InvalidUtf8> {
+    if bytes.len() < SIMD_MIN && bytes.is_ascii() {
+        return Ok(()); // see `feed`
+    }
+    simdutf8::basic::from_utf8(bytes).map(|_| ()).map_err(|_| InvalidUtf8)
+}
+
 impl Utf8Validator {
     /// Validates the next fragment.
     pub(crate) fn feed(&mut self, mut chunk: &[u8]) -> Result<(), InvalidUtf8> {
