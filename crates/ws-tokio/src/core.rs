@@ -235,7 +235,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         }
     }
 
-    fn next_message(&mut self) -> Option<Message> {
+    /// The next message already received, if any (handling pongs and close frames on the way).
+    #[inline]
+    pub(crate) fn next_message(&mut self) -> Option<Message> {
         while let Some(event) = self.proto.next_event() {
             match event {
                 Event::Message(message) => return Some(message),
@@ -496,6 +498,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.proto.pending_output()
     }
 
+    /// Whether a frame can be queued without waiting (the write buffer is under its high mark).
+    #[inline]
+    pub(crate) fn has_write_room(&self) -> bool {
+        self.buffered() <= self.write_limit.0
+    }
+
+    /// Whether queued frames should be written now: no received message waits, so the
+    /// application has answered everything it was given (see `write_opportunistically`).
+    #[inline]
+    pub(crate) fn should_write_now(&self) -> bool {
+        self.proto.pending_events() == 0
+    }
+
     /// Ready when the write buffer is under its high water mark (or drained to the low one).
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let (high, low) = self.write_limit;
@@ -527,6 +542,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Queues one data frame. Written at the next flush, or at once when no received message
     /// waits (so an echo loop writes each burst of replies with one vectored write).
+    #[inline]
     pub(crate) fn start_send(&mut self, frame: Frame) -> Result<()> {
         self.note_traffic();
         match self.proto.send_frame(frame) {
@@ -538,7 +554,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Writes what was queued, unless more received messages are already waiting.
     pub(crate) fn write_opportunistically(&mut self, cx: &mut Context<'_>) {
-        if self.proto.pending_events() == 0 {
+        if self.should_write_now() {
             if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
                 self.lost(e);
             }
@@ -613,7 +629,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let n = if self.io.is_write_vectored() {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let count = out.chunks_vectored(&mut slices);
-            ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?
+            if count == 1 {
+                // One segment (a burst of small frames): a plain write (`send` on a socket)
+                // skips the kernel's iovec import.
+                ready!(Pin::new(&mut self.io).poll_write(cx, &slices[0]))?
+            } else {
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?
+            }
         } else {
             ready!(Pin::new(&mut self.io).poll_write(cx, out.chunk()))?
         };

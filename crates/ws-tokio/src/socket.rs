@@ -184,6 +184,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The next message. After the connection closes, an [`Error::Closed`] says how
     /// (`ok` for a normal closure), or the error that ended it.
     pub async fn recv(&mut self) -> Result<Message> {
+        // Messages of a burst already read are handed out without a trip through the poll loop.
+        if let Some(message) = self.core.next_message() {
+            return Ok(message);
+        }
         poll_fn(|cx| self.core.poll_recv(cx)).await
     }
 
@@ -223,13 +227,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     async fn send_frame(&mut self, frame: Frame) -> Result<()> {
-        poll_fn(|cx| self.core.poll_ready(cx)).await?;
+        // The checks are inline: in an echo loop most sends neither wait nor write.
+        if !self.core.has_write_room() {
+            poll_fn(|cx| self.core.poll_ready(cx)).await?;
+        }
         self.core.start_send(frame)?;
-        poll_fn(|cx| {
-            self.core.write_opportunistically(cx);
-            Poll::Ready(())
-        })
-        .await;
+        if self.core.should_write_now() {
+            poll_fn(|cx| {
+                self.core.write_opportunistically(cx);
+                Poll::Ready(())
+            })
+            .await;
+        }
         Ok(())
     }
 
