@@ -212,16 +212,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 ready!(self.poll_finish(cx));
                 return Poll::Ready(Err(self.terminal_error()));
             }
+            // Timers before reading: keepalive and the closing timeout must run even while the
+            // peer reads nothing, or a peer that never reads would be kept forever. And before
+            // writing: the ping or close frame a timer queues goes out now, not at the next
+            // wake-up (by then the pong would be overdue).
+            if let Poll::Ready(Err(e)) = self.poll_timers(cx) {
+                self.failure = Some(e);
+                continue;
+            }
             // Answer pings, send close replies and whatever the application queued.
             let buffered = self.poll_write_out(cx);
             if let Poll::Ready(Err(e)) = buffered {
                 self.lost(e);
-                continue;
-            }
-            // Timers first: keepalive and the closing timeout must run even while the peer
-            // reads nothing, or a peer that never reads would be kept forever.
-            if let Poll::Ready(Err(e)) = self.poll_timers(cx) {
-                self.failure = Some(e);
                 continue;
             }
             if buffered.is_pending() && self.buffered() > self.write_limit.0 {

@@ -413,3 +413,35 @@ async fn connection_info_keeps_the_handshake() {
     assert_eq!(response.status(), 101);
     assert_eq!(response.headers()["upgrade"].to_str().unwrap().to_ascii_lowercase(), "websocket");
 }
+
+#[tokio::test]
+async fn idle_peer_that_answers_pings_stays_open() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new()
+        .ping_interval(Some(Duration::from_millis(100)))
+        .ping_timeout(Some(Duration::from_millis(100)))
+        .serve_listener(
+            move |mut ws: WebSocket<TcpStream>| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    let result = ws.recv().await;
+                    if let Some(tx) = tx {
+                        let _ = tx.send((result, ws.latency()));
+                    }
+                }
+            },
+            listener,
+        );
+    let mut client = ClientBuilder::new().ping_interval(None).connect(&uri(addr)).await.unwrap();
+    // The client reads (and so answers pings) but sends nothing for several ping intervals.
+    let idle = tokio::time::timeout(Duration::from_millis(700), client.recv()).await;
+    assert!(idle.is_err(), "the server closed an idle peer that answers its pings: {idle:?}");
+    client.send("still here").await.unwrap();
+    let (result, latency) = rx.await.unwrap();
+    assert_eq!(result.unwrap(), Message::text("still here"));
+    assert!(latency > Duration::ZERO, "no pong was seen");
+    server.shutdown(Duration::from_secs(1)).await;
+}
