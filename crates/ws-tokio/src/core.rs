@@ -5,6 +5,7 @@
 //! feels TCP backpressure — memory never grows with what the peer sends. Outgoing frames are
 //! queued in the protocol's transmit buffer and written with one vectored write per burst.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
@@ -33,6 +34,14 @@ const READ_CHUNK_MAX: usize = 64 * 1024;
 const FRAME_ROOM_MAX: usize = (1 << 20) + MAX_HEADER_LEN;
 /// At most this many segments go to one vectored write.
 const MAX_IOVECS: usize = 64;
+
+thread_local! {
+    /// One spare read buffer per thread, passed from the connection whose read just found
+    /// nothing to the next one that reads: a busy server then neither allocates a buffer per
+    /// burst nor reads into one the allocator has let go cold, and a quiet connection still
+    /// holds none.
+    static SPARE_READ_BUF: Cell<Option<BytesMut>> = const { Cell::new(None) };
+}
 
 /// Keepalive: a ping every `interval`, a pong expected within `timeout`.
 struct Keepalive {
@@ -265,6 +274,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         let want =
             if self.read_buf.is_empty() { self.read_room.max(self.frame_room) } else { self.read_room };
         if spare < READ_CHUNK / 4 || (spare < want && self.read_buf.len() < READ_CHUNK / 4) {
+            if self.read_buf.capacity() == 0 {
+                if let Some(buf) = SPARE_READ_BUF.take() {
+                    // Its storage is reused in place unless messages read into it are still held.
+                    self.read_buf = buf;
+                }
+            }
             self.read_buf.reserve(want);
         }
         let room = self.read_buf.capacity() - self.read_buf.len();
@@ -272,13 +287,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             Poll::Ready(result) => result?,
             Poll::Pending => {
                 if self.read_buf.is_empty() {
-                    // Nothing to read: give the buffer back now rather than hold 16 KiB or more
-                    // per quiet connection. Keeping it until `idle_release` would save a
+                    // Nothing to read: give the buffer back now (to the thread's spare) rather
+                    // than hold 16 KiB or more per quiet connection. Keeping it until `idle_release` would save a
                     // request/response peer an allocation per message, but a burst of
                     // connections that each send one message would then all hold one at once,
                     // and glibc keeps most of that in RSS after they are freed (measured: 10.6
                     // instead of 4.6 KiB per idle connection after one echo, 2,000 connections).
-                    self.read_buf = BytesMut::new();
+                    let buf = std::mem::take(&mut self.read_buf);
+                    if buf.capacity() <= READ_CHUNK_MAX {
+                        SPARE_READ_BUF.set(Some(buf));
+                    }
                     self.arm_idle_release(cx);
                 }
                 return Poll::Pending;
