@@ -287,12 +287,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             Poll::Ready(result) => result?,
             Poll::Pending => {
                 if self.read_buf.is_empty() {
-                    // Nothing to read: give the buffer back now (to the thread's spare) rather
-                    // than hold 16 KiB or more per quiet connection. Keeping it until `idle_release` would save a
+                    // Nothing to read: give the buffer up now rather than hold 16 KiB or more
+                    // per quiet connection. Keeping it until `idle_release` would save a
                     // request/response peer an allocation per message, but a burst of
                     // connections that each send one message would then all hold one at once,
                     // and glibc keeps most of that in RSS after they are freed (measured: 10.6
                     // instead of 4.6 KiB per idle connection after one echo, 2,000 connections).
+                    // It becomes the thread's spare (replacing the previous one, so a thread
+                    // keeps at most one), unless it has more room than a burst needs.
                     let buf = std::mem::take(&mut self.read_buf);
                     if buf.capacity() <= READ_CHUNK_MAX {
                         SPARE_READ_BUF.set(Some(buf));
