@@ -154,8 +154,18 @@ async fn client_open_timeout() {
     assert!(matches!(result, Err(Error::Timeout(Timeout::Open))), "{result:?}");
 }
 
-#[tokio::test]
-async fn silent_peer_is_closed_after_ping_interval_and_timeout() {
+/// What a keepalive server's handler saw on its first `recv`.
+struct FirstRecv {
+    result: ws_tokio::Result<Message>,
+    /// From the start of the handler.
+    elapsed: Duration,
+    /// The connection's latest ping round trip when `recv` returned.
+    latency: Duration,
+}
+
+/// A server that pings every 100 ms and waits 100 ms for the pong, and reports its handler's
+/// first `recv` (of its first connection).
+async fn keepalive_server() -> (Server, SocketAddr, tokio::sync::oneshot::Receiver<FirstRecv>) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tx = std::sync::Mutex::new(Some(tx));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -168,16 +178,24 @@ async fn silent_peer_is_closed_after_ping_interval_and_timeout() {
                 let tx = tx.lock().unwrap().take();
                 async move {
                     let started = Instant::now();
-                    let error = ws.recv().await.unwrap_err();
+                    let result = ws.recv().await;
                     if let Some(tx) = tx {
-                        let _ = tx.send((error, started.elapsed()));
+                        let _ =
+                            tx.send(FirstRecv { result, elapsed: started.elapsed(), latency: ws.latency() });
                     }
                 }
             },
             listener,
         );
+    (server, addr, rx)
+}
+
+#[tokio::test]
+async fn silent_peer_is_closed_after_ping_interval_and_timeout() {
+    let (server, addr, rx) = keepalive_server().await;
     let mut silent = raw_client(addr).await; // never answers pings
-    let (error, elapsed) = tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), rx).await.unwrap().unwrap();
+    let (error, elapsed) = (first.result.unwrap_err(), first.elapsed);
     assert!(matches!(error, Error::Timeout(Timeout::Keepalive)), "{error:?}");
     assert!(elapsed >= Duration::from_millis(200) && elapsed < Duration::from_secs(2), "{elapsed:?}");
     // The peer saw the ping, then a close frame with 1011.
@@ -416,32 +434,14 @@ async fn connection_info_keeps_the_handshake() {
 
 #[tokio::test]
 async fn idle_peer_that_answers_pings_stays_open() {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let tx = std::sync::Mutex::new(Some(tx));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new()
-        .ping_interval(Some(Duration::from_millis(100)))
-        .ping_timeout(Some(Duration::from_millis(100)))
-        .serve_listener(
-            move |mut ws: WebSocket<TcpStream>| {
-                let tx = tx.lock().unwrap().take();
-                async move {
-                    let result = ws.recv().await;
-                    if let Some(tx) = tx {
-                        let _ = tx.send((result, ws.latency()));
-                    }
-                }
-            },
-            listener,
-        );
+    let (server, addr, rx) = keepalive_server().await;
     let mut client = ClientBuilder::new().ping_interval(None).connect(&uri(addr)).await.unwrap();
     // The client reads (and so answers pings) but sends nothing for several ping intervals.
     let idle = tokio::time::timeout(Duration::from_millis(700), client.recv()).await;
     assert!(idle.is_err(), "the server closed an idle peer that answers its pings: {idle:?}");
     client.send("still here").await.unwrap();
-    let (result, latency) = rx.await.unwrap();
-    assert_eq!(result.unwrap(), Message::text("still here"));
-    assert!(latency > Duration::ZERO, "no pong was seen");
+    let first = rx.await.unwrap();
+    assert_eq!(first.result.unwrap(), Message::text("still here"));
+    assert!(first.latency > Duration::ZERO, "no pong was seen");
     server.shutdown(Duration::from_secs(1)).await;
 }
