@@ -15,6 +15,7 @@
 use std::hint::black_box;
 use std::process::ExitCode;
 
+use bytes::BufMut as _;
 use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 use ws_proto::{
     Buf, Bytes, BytesMut, Config, Connection, Event, Extension, Frame, FrameHeader, HeaderParse,
@@ -343,14 +344,8 @@ fn send_small_batch(_: u32) -> Box<dyn FnMut()> {
         for m in &messages {
             conn.send(black_box(m.clone())).expect("send_small_batch: an open connection sends");
         }
-        let out = conn.transmit();
         sink.clear();
-        while out.has_remaining() {
-            let chunk = out.chunk();
-            sink.extend_from_slice(chunk);
-            let n = chunk.len();
-            out.advance(n);
-        }
+        sink.put(&mut *conn.transmit());
         black_box(&mut sink);
     })
 }

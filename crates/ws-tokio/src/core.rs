@@ -535,11 +535,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Ready when the write buffer is under its high water mark (or drained to the low one).
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let (high, low) = self.write_limit;
-        if self.buffered() <= high {
+        if self.has_write_room() {
             return Poll::Ready(Ok(()));
         }
-        while self.buffered() > low {
+        while self.buffered() > self.write_limit.1 {
             if self.proto.state() == State::Closed || self.done {
                 // Keepalive or the closing timeout failed the connection while we waited.
                 ready!(self.poll_finish(cx));
