@@ -206,6 +206,7 @@ impl Connection {
     }
 
     /// This end's role.
+    #[inline]
     pub fn role(&self) -> Role {
         self.role
     }
@@ -216,6 +217,7 @@ impl Connection {
     }
 
     /// The lifecycle state.
+    #[inline]
     pub fn state(&self) -> State {
         self.state
     }
@@ -226,6 +228,7 @@ impl Connection {
     }
 
     /// The close frame this end sent, once sent (`Some(None)`: a close without status).
+    #[inline]
     pub fn close_sent(&self) -> Option<&Option<CloseFrame>> {
         self.close_sent.as_ref()
     }
@@ -341,11 +344,13 @@ impl Connection {
     }
 
     /// The next event, in the order the peer sent them.
+    #[inline]
     pub fn next_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// How many events are waiting (callers stop reading the transport above a high mark).
+    #[inline]
     pub fn pending_events(&self) -> usize {
         self.events.len()
     }
@@ -608,6 +613,7 @@ impl Connection {
 
     /// The bytes to write, as a [`Buf`] (use `chunks_vectored` for `writev`). Advance it by what
     /// was written.
+    #[inline]
     pub fn transmit(&mut self) -> &mut Transmit {
         if let Some(payload) = self.pending_pong.take() {
             let _ = self.write_frame(Frame::new(OpCode::Pong, payload, true));
@@ -616,11 +622,13 @@ impl Connection {
     }
 
     /// How many bytes wait to be written (for write buffer limits).
+    #[inline]
     pub fn pending_output(&self) -> usize {
         self.out.remaining() + self.pending_pong.as_ref().map_or(0, |p| p.len() + 2)
     }
 
     /// Whether bytes are waiting to be written.
+    #[inline]
     pub fn wants_write(&self) -> bool {
         !self.out.is_empty() || self.pending_pong.is_some()
     }

@@ -85,6 +85,20 @@ impl FrameHeader {
         ))
     }
 
+    /// The header of an unmasked frame with a 7- or 16-bit length (a server's frames up to
+    /// 64 KiB), as the big-endian bytes of a `u32` and its length, 2 or 4: built in a register
+    /// and stored whole. (Written byte by byte into an array and read back as a word, it stalls
+    /// the store buffer.)
+    #[inline]
+    pub(crate) fn encode_short(&self) -> Option<(u32, usize)> {
+        if self.mask.is_some() || self.payload_len > 0xFFFF {
+            return None;
+        }
+        let b0 = u32::from((u8::from(self.fin) << 7) | self.rsv.bits() | self.opcode.as_u8());
+        let len = self.payload_len as u32;
+        Some(if len <= 125 { ((b0 << 8) | len, 2) } else { ((b0 << 24) | (126 << 16) | len, 4) })
+    }
+
     /// Encodes the header into `dst`, using the shortest length form; returns its length.
     #[inline]
     pub fn encode(&self, dst: &mut [u8; MAX_HEADER_LEN]) -> usize {
@@ -131,6 +145,35 @@ mod tests {
         assert_eq!(FrameHeader::parse(&[0x81]), Ok(HeaderParse::Incomplete(1)));
         assert_eq!(FrameHeader::parse(&[0x82, 0x7E, 0x01]), Ok(HeaderParse::Incomplete(1)));
         assert_eq!(FrameHeader::parse(&[0x82, 0xFF, 0, 0]), Ok(HeaderParse::Incomplete(10)));
+    }
+
+    #[test]
+    fn short_encoding_matches_encode() {
+        for (len, mask) in [
+            (0u64, None),
+            (20, None),
+            (125, None),
+            (126, None),
+            (65535, None),
+            (65536, None),
+            (20, Some([1, 2, 3, 4])),
+        ] {
+            for (fin, rsv, opcode) in [
+                (true, Rsv::NONE, OpCode::Text),
+                (false, Rsv::RSV1, OpCode::Binary),
+                (true, Rsv::NONE, OpCode::Pong),
+            ] {
+                let h = FrameHeader { fin, rsv, opcode, mask, payload_len: len };
+                let mut buf = [0; MAX_HEADER_LEN];
+                let n = h.encode(&mut buf);
+                match h.encode_short() {
+                    Some((word, 2)) => assert_eq!(&(word as u16).to_be_bytes()[..], &buf[..n]),
+                    Some((word, 4)) => assert_eq!(&word.to_be_bytes()[..], &buf[..n]),
+                    Some((_, other)) => panic!("length {other}"),
+                    None => assert!(mask.is_some() || len > 0xFFFF, "len {len}"),
+                }
+            }
+        }
     }
 
     #[test]

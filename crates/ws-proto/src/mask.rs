@@ -6,6 +6,7 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 /// XORs `buf` with `key`, as if `buf` started at offset 0 of the payload.
 ///
 /// Safe code, eight bytes per step: the compiler turns the loop into SIMD on targets that have it.
+#[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     let key_word = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     let mut chunks = buf.chunks_exact_mut(8);
@@ -30,6 +31,7 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
 
 /// XORs `buf` with `key`, as if `buf` started at `offset` in the payload: for masking a payload
 /// piece by piece, as its bytes arrive.
+#[inline]
 pub(crate) fn apply_mask_from(buf: &mut [u8], key: [u8; 4], offset: usize) {
     apply_mask(buf, key_at(key, offset));
 }

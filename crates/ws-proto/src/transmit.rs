@@ -30,13 +30,23 @@ impl Transmit {
     /// Appends one frame: its header, then its payload, masked with `mask` if given.
     #[inline]
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
-        match head_len {
-            // The usual header, at a length the compiler knows: a store, not a call to memcpy.
-            2 => self.tail.put_slice(&head[..2]),
-            _ => self.tail.put_slice(&head[..head_len]),
-        }
+        let head_len = match header.encode_short() {
+            // The usual headers, stored whole (see `encode_short`).
+            Some((word, 2)) => {
+                self.tail.put_u16(word as u16);
+                2
+            }
+            Some((word, _)) => {
+                self.tail.put_u32(word);
+                4
+            }
+            None => {
+                let mut head = [0u8; MAX_HEADER_LEN];
+                let head_len = header.encode(&mut head);
+                self.tail.put_slice(&head[..head_len]);
+                head_len
+            }
+        };
         self.remaining += head_len + payload.len();
         if let Some(key) = header.mask {
             // Masking needs a private copy anyway: make it in the tail.
@@ -52,6 +62,7 @@ impl Transmit {
     }
 
     /// Whether nothing is waiting.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining == 0
     }
@@ -65,10 +76,12 @@ impl Transmit {
 }
 
 impl Buf for Transmit {
+    #[inline]
     fn remaining(&self) -> usize {
         self.remaining
     }
 
+    #[inline]
     fn chunk(&self) -> &[u8] {
         self.sealed.front().map_or(&self.tail[..], |segment| &segment[..])
     }
