@@ -38,6 +38,6 @@ pub use client::{ClientBuilder, Compression, connect};
 pub use error::{ConnectionClosed, Error, Result, Timeout};
 pub use options::Options;
 pub use server::{Acceptor, Server, ServerBuilder, serve};
-pub use socket::{ConnectionInfo, PongWaiter, WebSocket};
+pub use socket::{ConnectionInfo, PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
 pub use ws_proto::{Bytes, CloseCode, Message, Role, State, Utf8Bytes};

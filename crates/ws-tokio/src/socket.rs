@@ -183,19 +183,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// The next message. After the connection closes, an [`Error::Closed`] says how
     /// (`ok` for a normal closure), or the error that ended it.
-    pub async fn recv(&mut self) -> Result<Message> {
-        // Messages of a burst already read are handed out without a trip through the poll loop.
-        if let Some(message) = self.core.next_message() {
-            return Ok(message);
-        }
-        poll_fn(|cx| self.core.poll_recv(cx)).await
+    pub fn recv(&mut self) -> Recv<'_, S> {
+        Recv { core: &mut self.core }
     }
 
     /// Sends a message (text for `&str`/`String`, binary for `Vec<u8>`/`Bytes`). Waits while
     /// the write buffer is over its high water mark.
-    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
-        let frame = message_frame(message.into());
-        self.send_frame(frame).await
+    pub fn send(&mut self, message: impl Into<Message>) -> SendMessage<'_, S> {
+        SendMessage { core: &mut self.core, frame: Some(message_frame(message.into())) }
     }
 
     /// Sends a message that must not be compressed (e.g. it carries a secret that must not
@@ -313,6 +308,52 @@ impl<S> WebSocket<S> {
     /// The transport.
     pub fn get_ref(&self) -> &S {
         self.core.io()
+    }
+}
+
+/// The future of [`WebSocket::recv`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Recv<'a, S> {
+    core: &'a mut Core<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for Recv<'_, S> {
+    type Output = Result<Message>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Messages of a burst already read are handed out without a trip through the poll loop.
+        if let Some(message) = self.core.next_message() {
+            return Poll::Ready(Ok(message));
+        }
+        self.core.poll_recv(cx)
+    }
+}
+
+/// The future of [`WebSocket::send`].
+#[must_use = "futures do nothing unless polled"]
+pub struct SendMessage<'a, S> {
+    core: &'a mut Core<S>,
+    frame: Option<Frame>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Future for SendMessage<'_, S> {
+    type Output = Result<()>;
+
+    #[inline]
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if this.frame.is_none() {
+            return Poll::Ready(Ok(()));
+        }
+        // The checks are inline: in an echo loop most sends neither wait nor write.
+        if !this.core.has_write_room() {
+            std::task::ready!(this.core.poll_ready(cx))?;
+        }
+        let Some(frame) = this.frame.take() else { return Poll::Ready(Ok(())) };
+        this.core.start_send(frame)?;
+        this.core.write_opportunistically(cx);
+        Poll::Ready(Ok(()))
     }
 }
 
