@@ -9,7 +9,9 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -66,20 +68,44 @@ struct IdleRelease {
     traffic: bool,
 }
 
-/// The server's shutdown signal, shared by all its connections.
-struct Shutdown {
+/// A server's shutdown signal, shared by all its connections: a cancellation token, and a flag
+/// set just before it is cancelled. The token's own checks take a lock shared by every
+/// connection; the flag is read without one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ShutdownSignal {
     token: CancellationToken,
+    fired: Arc<AtomicBool>,
+}
+
+impl ShutdownSignal {
+    /// Tells every connection (and the accept loop) to stop.
+    pub(crate) fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    fn has_fired(&self) -> bool {
+        self.fired.load(Ordering::Acquire)
+    }
+}
+
+/// A connection's wait for its server's shutdown.
+struct Shutdown {
+    signal: ShutdownSignal,
     wait: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// The waker the wait is registered with. Polling the wait takes a lock shared by every
-    /// connection of the server, so it is polled again only when the token fired or the waker
-    /// changed, not on every read.
-    registered: Option<std::task::Waker>,
+    /// The waker the wait is registered with: the wait is polled again only when the signal
+    /// fired or the waker changed, not on every read.
+    registered: Option<Waker>,
 }
 
 impl Shutdown {
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let registered = self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if registered && !self.token.is_cancelled() {
+        if registered && !self.signal.has_fired() {
             return Poll::Pending;
         }
         self.registered = Some(cx.waker().clone());
@@ -116,6 +142,9 @@ pub(crate) struct Core<S> {
     latency: Duration,
     /// Started when the closing handshake starts; when it fires, the transport is dropped.
     close_timer: Option<Pin<Box<Sleep>>>,
+    /// The waker every timer was last polled with, or `None` when one is new, was reset since,
+    /// or fired: see `poll_timers`.
+    timers_waker: Option<Waker>,
     /// The first error to report (protocol violation, keepalive timeout), before `Closed`.
     failure: Option<Error>,
     /// The transport is finished with: shut down, reset or timed out.
@@ -178,6 +207,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             ping_counter: 0,
             latency: Duration::ZERO,
             close_timer: None,
+            timers_waker: None,
             failure: None,
             done: false,
             eof: false,
@@ -191,10 +221,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         core
     }
 
-    /// Closes with 1001 when `token` is cancelled (graceful server shutdown).
-    pub(crate) fn on_shutdown(&mut self, token: CancellationToken) {
-        let wait = Box::pin(token.clone().cancelled_owned());
-        self.shutdown = Some(Shutdown { token, wait, registered: None });
+    /// Closes with 1001 when `signal` fires (graceful server shutdown).
+    pub(crate) fn on_shutdown(&mut self, signal: ShutdownSignal) {
+        let wait = Box::pin(signal.token.clone().cancelled_owned());
+        self.shutdown = Some(Shutdown { signal, wait, registered: None });
     }
 
     /// Dropped while open: queue a 1000 close frame and write what the socket takes right now.
@@ -346,6 +376,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
             timer.as_mut().reset(deadline);
             // Registers the waker; the deadline is in the future, so this is pending.
             let _ = timer.as_mut().poll(cx);
+            self.timers_waker = None;
         }
     }
 
@@ -378,6 +409,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
                 if ping[..] == *payload {
                     self.latency = now - *sent;
                     keepalive.timer.as_mut().reset(*sent + keepalive.interval);
+                    self.timers_waker = None;
                     keepalive.waiting = None;
                 }
             }
@@ -392,6 +424,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        // Polled twice per burst of messages, and most of the time nothing is due. A timer
+        // polled with this waker wakes it when it fires, and `is_elapsed` (one atomic load)
+        // tells whether it did: only then is it polled again, which would take the task's
+        // budget and register the waker anew.
+        if self.timers_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && !self.timer_fired() {
+            return Poll::Pending;
+        }
+        let result = self.poll_every_timer(cx);
+        if result.is_pending() {
+            self.timers_waker = Some(cx.waker().clone());
+        }
+        result
+    }
+
+    /// Whether a timer polled earlier fired, or the server shuts down.
+    fn timer_fired(&self) -> bool {
+        self.close_timer.as_ref().is_some_and(|t| t.is_elapsed())
+            || self.shutdown.as_ref().is_some_and(|s| s.signal.has_fired())
+            || self.idle.as_ref().is_some_and(|i| i.armed && i.timer.as_ref().is_some_and(|t| t.is_elapsed()))
+            || self.keepalive.as_ref().is_some_and(|k| k.timer.is_elapsed())
+    }
+
+    fn poll_every_timer(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if let Some(timer) = &mut self.close_timer {
             if timer.as_mut().poll(cx).is_ready() {
                 tracing::debug!("closing handshake timed out");
@@ -457,6 +512,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         if self.close_timer.is_none() {
             if let Some(timeout) = self.close_timeout {
                 self.close_timer = Some(Box::pin(tokio::time::sleep(timeout)));
+                self.timers_waker = None;
             }
         }
     }

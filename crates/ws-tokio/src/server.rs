@@ -8,14 +8,13 @@ use std::time::{Duration, SystemTime};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use ws_extensions::ServerExtensionFactory;
 use ws_handshake::{ProcessRequest, ProcessResponse, SelectSubprotocol, ServerConfig, ServerHandshake};
 use ws_proto::{Connection, Role};
 
 use crate::client::{Compression, with_timeout};
-use crate::core::Core;
+use crate::core::{Core, ShutdownSignal};
 use crate::error::{Error, Result};
 use crate::options::{Options, option_setters};
 use crate::socket::{ConnectionInfo, WebSocket};
@@ -174,7 +173,7 @@ impl ServerBuilder {
     {
         let acceptor = self.build();
         let local_addr = listener.local_addr().ok();
-        let shutdown = CancellationToken::new();
+        let shutdown = ShutdownSignal::default();
         let tracker = TaskTracker::new();
         let handler = Arc::new(handler);
         let accept_loop = {
@@ -182,7 +181,7 @@ impl ServerBuilder {
             async move {
                 loop {
                     let (stream, peer) = tokio::select! {
-                        () = shutdown.cancelled() => break,
+                        () = shutdown.token().cancelled() => break,
                         accepted = listener.accept() => match accepted {
                             Ok(accepted) => accepted,
                             Err(e) => {
@@ -238,11 +237,7 @@ impl Acceptor {
         with_timeout(self.options.open_timeout, self.handshake(stream, (None, None), None)).await
     }
 
-    async fn accept_tcp(
-        &self,
-        stream: TcpStream,
-        shutdown: CancellationToken,
-    ) -> Result<WebSocket<TcpStream>> {
+    async fn accept_tcp(&self, stream: TcpStream, shutdown: ShutdownSignal) -> Result<WebSocket<TcpStream>> {
         let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
         with_timeout(self.options.open_timeout, self.handshake(stream, addrs, Some(shutdown))).await
     }
@@ -251,7 +246,7 @@ impl Acceptor {
         &self,
         mut stream: S,
         (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
-        shutdown: Option<CancellationToken>,
+        shutdown: Option<ShutdownSignal>,
     ) -> Result<WebSocket<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
@@ -292,8 +287,8 @@ impl Acceptor {
         let proto =
             Connection::new(Role::Server, self.options.proto_config()).with_extensions(accepted.extensions);
         let mut core = Core::new(stream, proto, BytesMut::from(&accepted.leftover[..]), self.options.clone());
-        if let Some(token) = shutdown {
-            core.on_shutdown(token);
+        if let Some(signal) = shutdown {
+            core.on_shutdown(signal);
         }
         Ok(WebSocket::from_parts(core, info))
     }
@@ -303,7 +298,7 @@ impl Acceptor {
 #[derive(Debug)]
 pub struct Server {
     local_addr: Option<SocketAddr>,
-    shutdown: CancellationToken,
+    shutdown: ShutdownSignal,
     tracker: TaskTracker,
     accept_task: tokio::task::JoinHandle<()>,
 }
@@ -322,7 +317,7 @@ impl Server {
     /// Graceful shutdown: stops accepting, closes every open connection with 1001 (going away)
     /// and waits up to `timeout` for their handlers to finish.
     pub async fn shutdown(self, timeout: Duration) {
-        self.shutdown.cancel();
+        self.shutdown.fire();
         let _ = self.accept_task.await;
         self.tracker.close();
         if tokio::time::timeout(timeout, self.tracker.wait()).await.is_err() {
