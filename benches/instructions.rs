@@ -121,8 +121,10 @@ fn main() -> ExitCode {
         }
         [name] => match WORKLOADS.iter().find(|w| w.name == *name) {
             Some(w) => {
-                let mut body = (w.setup)(w.iterations);
-                perf_gate_measured(w.iterations, &mut *body);
+                let iterations =
+                    std::env::var("ITER").ok().and_then(|v| v.parse().ok()).unwrap_or(w.iterations);
+                let mut body = (w.setup)(iterations);
+                perf_gate_measured(iterations, &mut *body);
                 ExitCode::SUCCESS
             }
             None => {
