@@ -311,7 +311,9 @@ impl<S> WebSocket<S> {
     }
 }
 
-/// The future of [`WebSocket::recv`].
+/// The future of [`WebSocket::recv`]: resolves with the next message.
+///
+/// Cancel-safe: dropping it before it completes loses no message.
 #[must_use = "futures do nothing unless polled"]
 pub struct Recv<'a, S> {
     core: &'a mut Core<S>,
@@ -330,7 +332,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Recv<'_, S> {
     }
 }
 
-/// The future of [`WebSocket::send`].
+/// The future of [`WebSocket::send`]: resolves once the message is queued (and, when no received
+/// message waits for an answer, written).
+///
+/// Dropped while it waits for room in the write buffer, it drops the message unsent.
 #[must_use = "futures do nothing unless polled"]
 pub struct SendMessage<'a, S> {
     core: &'a mut Core<S>,
