@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header::{FrameHeader, HeaderParse};
-use crate::mask::{MaskKeys, apply_mask_from};
+use crate::mask::{MaskKeys, apply_mask, apply_mask_from};
 use crate::transmit::Transmit;
 use crate::utf8::Utf8Validator;
 use crate::{
@@ -290,6 +290,9 @@ impl Connection {
                 buf.clear();
                 return Ok(());
             }
+            if self.receive_plain_messages(buf)? {
+                return Ok(());
+            }
             let (header, header_len) = match FrameHeader::parse(buf) {
                 Ok(HeaderParse::Complete(header, len)) => (header, len),
                 Ok(HeaderParse::Incomplete(_)) => return Ok(()),
@@ -334,6 +337,66 @@ impl Connection {
             if let Err(e) = self.receive_frame(frame) {
                 return Err(self.fail(e));
             }
+        }
+    }
+
+    /// The usual frames of a server without extensions, without the general path's machinery: a
+    /// whole, masked text or binary message with a 7- or 16-bit length, within the limits, while
+    /// no fragmented message is open. Takes such frames from the start of `buf` until one is not
+    /// one of them (left to the general path, which also reports every error) or `buf` is
+    /// empty; returns whether it emptied `buf`.
+    #[inline]
+    fn receive_plain_messages(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
+        // (`unmasked`: the frame at the start is partly unmasked already.)
+        if self.role != Role::Server
+            || !self.extensions.is_empty()
+            || self.incoming.is_some()
+            || self.unmasked != 0
+        {
+            return Ok(false);
+        }
+        // Unlimited when `None`; a 16-bit length is at most 0xFFFF.
+        let max = self
+            .config
+            .max_frame_size
+            .unwrap_or(usize::MAX)
+            .min(self.config.max_message_size.unwrap_or(usize::MAX));
+        loop {
+            let (b0, b1) = match buf[..] {
+                [b0, b1, ..] => (b0, b1),
+                [] => return Ok(true),
+                _ => return Ok(false),
+            };
+            // FIN, no RSV bit, text (1) or binary (2); masked.
+            if b0 & 0xF0 != 0x80 || !matches!(b0 & 0x0F, 1 | 2) || b1 & 0x80 == 0 {
+                return Ok(false);
+            }
+            let (payload_len, header_len) = match b1 & 0x7F {
+                n @ 0..=125 => (usize::from(n), 6),
+                126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 8),
+                _ => return Ok(false),
+            };
+            let frame_len = header_len + payload_len;
+            if payload_len > max || buf.len() < frame_len {
+                return Ok(false);
+            }
+            let (head, rest) = buf.split_at_mut(header_len);
+            let key =
+                [head[header_len - 4], head[header_len - 3], head[header_len - 2], head[header_len - 1]];
+            let payload = &mut rest[..payload_len];
+            apply_mask(payload, key);
+            let text = b0 & 0x0F == 1;
+            if text && crate::utf8::validate(payload).is_err() {
+                return Err(self.fail(ProtocolError::InvalidUtf8));
+            }
+            let mut payload = buf.split_to(frame_len).freeze();
+            payload.advance(header_len);
+            let message = if text {
+                Message::Text(Utf8Bytes::from_validated(payload))
+            } else {
+                Message::Binary(payload)
+            };
+            self.events.push_back(Event::Message(message));
         }
     }
 

@@ -372,3 +372,71 @@ proptest! {
         }
     }
 }
+
+// ---- (e) the server's fast path agrees with the general one ----
+
+/// One frame as a peer might send it, valid or not: the cases the server's fast path for whole
+/// text and binary messages takes, and every case it must leave to the general path.
+fn wire_frame() -> impl Strategy<Value = Vec<u8>> {
+    let payload = prop_oneof![
+        4 => proptest::collection::vec(any::<u8>(), 0..140),
+        4 => "[a-z é€]{0,60}".prop_map(String::into_bytes),
+        1 => (126usize..400).prop_map(|n| vec![b'x'; n]),
+    ];
+    (0u8..16, any::<bool>(), 0u8..8, any::<bool>(), payload, any::<[u8; 4]>(), any::<bool>()).prop_map(
+        |(opcode, fin, rsv, masked, payload, key, long_form)| {
+            let mut wire = vec![(u8::from(fin) << 7) | (rsv << 4) | opcode];
+            let mask_bit = if masked { 0x80 } else { 0 };
+            match payload.len() {
+                // A 16-bit length for a short payload too, now and then (not minimal, but valid).
+                n @ 0..=125 if !long_form => wire.push(mask_bit | n as u8),
+                n => {
+                    wire.push(mask_bit | 126);
+                    wire.extend_from_slice(&(n as u16).to_be_bytes());
+                }
+            }
+            let mut payload = payload;
+            if masked {
+                wire.extend_from_slice(&key);
+                ws_proto::apply_mask(&mut payload, key);
+            }
+            wire.extend_from_slice(&payload);
+            wire
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Fed whole, most frames go through the server's fast path; fed a byte at a time, every
+    /// frame with a payload is partial first and goes through the general path. Both must give
+    /// the same events and the same error, under a frame limit that some frames exceed.
+    #[test]
+    fn fast_path_agrees_with_general_path(
+        frames in proptest::collection::vec(prop_oneof![
+            6 => wire_frame(),
+            // Mostly the frames the fast path is for: masked, final, text or binary.
+            4 => (prop_oneof![Just(1u8), Just(2u8)], proptest::collection::vec(any::<u8>(), 0..130), any::<[u8; 4]>())
+                .prop_map(|(opcode, mut payload, key)| {
+                    let mut wire = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+                    wire.extend_from_slice(&key);
+                    ws_proto::apply_mask(&mut payload, key);
+                    wire.extend_from_slice(&payload);
+                    wire
+                }),
+        ], 0..12),
+    ) {
+        let wire: Vec<u8> = frames.concat();
+        let config = Config::default().with_max_size(Some(200));
+        let mut whole = Connection::new(Role::Server, config.clone());
+        let mut bytewise = Connection::new(Role::Server, config);
+        let all_cuts: Vec<usize> = (1..wire.len()).collect();
+        let (events_whole, result_whole) = feed_in_chunks(&mut whole, &wire, &[]);
+        let (events_bytewise, result_bytewise) = feed_in_chunks(&mut bytewise, &wire, &all_cuts);
+        prop_assert_eq!(events_whole, events_bytewise);
+        prop_assert_eq!(result_whole, result_bytewise);
+        prop_assert_eq!(whole.state(), bytewise.state());
+        prop_assert_eq!(drain(&mut whole), drain(&mut bytewise));
+    }
+}
