@@ -383,20 +383,12 @@ impl Connection {
             let (head, rest) = buf.split_at_mut(header_len);
             let key =
                 [head[header_len - 4], head[header_len - 3], head[header_len - 2], head[header_len - 1]];
-            let payload = &mut rest[..payload_len];
-            apply_mask(payload, key);
-            let text = b0 & 0x0F == 1;
-            if text && crate::utf8::validate(payload).is_err() {
-                return Err(self.fail(ProtocolError::InvalidUtf8));
-            }
+            apply_mask(&mut rest[..payload_len], key);
             let mut payload = buf.split_to(frame_len).freeze();
             payload.advance(header_len);
-            let message = if text {
-                Message::Text(Utf8Bytes::from_validated(payload))
-            } else {
-                Message::Binary(payload)
-            };
-            self.events.push_back(Event::Message(message));
+            if let Err(e) = self.receive_whole(b0 & 0x0F == 1, payload) {
+                return Err(self.fail(e));
+            }
         }
     }
 
