@@ -582,13 +582,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
         self.buffered() <= self.write_limit.0
     }
 
-    /// Whether queued frames should be written now: no received message waits, so the
-    /// application has answered everything it was given (see `write_opportunistically`).
-    #[inline]
-    pub(crate) fn should_write_now(&self) -> bool {
-        self.proto.pending_events() == 0
-    }
-
     /// Ready when the write buffer is under its high water mark (or drained to the low one).
     pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
         if self.has_write_room() {
@@ -631,7 +624,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
 
     /// Writes what was queued, unless more received messages are already waiting.
     pub(crate) fn write_opportunistically(&mut self, cx: &mut Context<'_>) {
-        if self.should_write_now() {
+        // No received message waits: the application has answered everything it was given.
+        if self.proto.pending_events() == 0 {
             if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
                 self.lost(e);
             }

@@ -190,7 +190,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sends a message (text for `&str`/`String`, binary for `Vec<u8>`/`Bytes`). Waits while
     /// the write buffer is over its high water mark.
     pub fn send(&mut self, message: impl Into<Message>) -> SendMessage<'_, S> {
-        SendMessage { core: &mut self.core, frame: Some(message_frame(message.into())) }
+        self.send_frame(message_frame(message.into()))
     }
 
     /// Sends a message that must not be compressed (e.g. it carries a secret that must not
@@ -221,20 +221,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Ok(())
     }
 
-    async fn send_frame(&mut self, frame: Frame) -> Result<()> {
-        // The checks are inline: in an echo loop most sends neither wait nor write.
-        if !self.core.has_write_room() {
-            poll_fn(|cx| self.core.poll_ready(cx)).await?;
-        }
-        self.core.start_send(frame)?;
-        if self.core.should_write_now() {
-            poll_fn(|cx| {
-                self.core.write_opportunistically(cx);
-                Poll::Ready(())
-            })
-            .await;
-        }
-        Ok(())
+    fn send_frame(&mut self, frame: Frame) -> SendMessage<'_, S> {
+        SendMessage { core: &mut self.core, frame: Some(frame) }
     }
 
     /// Writes out everything queued.
@@ -348,11 +336,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for SendMessage<'_, S> {
     #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        if this.frame.is_none() {
-            return Poll::Ready(Ok(()));
-        }
         // The checks are inline: in an echo loop most sends neither wait nor write.
-        if !this.core.has_write_room() {
+        if this.frame.is_some() && !this.core.has_write_room() {
             std::task::ready!(this.core.poll_ready(cx))?;
         }
         let Some(frame) = this.frame.take() else { return Poll::Ready(Ok(())) };
