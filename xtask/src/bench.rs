@@ -714,17 +714,44 @@ fn cell_value(
     }
 }
 
-fn ratio(a: Option<(f64, f64)>, b: Option<(f64, f64)>) -> Option<f64> {
-    match (a, b) {
-        (Some((a, _)), Some((b, _))) if b > 0.0 => Some(a / b),
-        _ => None,
+/// `a`'s messages/s over `b`'s, round by round (the two ran within seconds of each other, so
+/// a change in the machine's load between rounds cancels out): the median of the per-round
+/// ratios, with the lowest and the highest.
+fn paired_ratio(res: &Results, ci: usize, a: Srv, b: Srv) -> Option<Ratio> {
+    let (ra, rb) = (res.get(&(ci, a))?, res.get(&(ci, b))?);
+    let mut v: Vec<f64> = ra
+        .iter()
+        .zip(rb)
+        .filter_map(|(x, y)| match (x, y) {
+            (Ok(x), Ok(y)) if y.msg_per_s > 0.0 => Some(x.msg_per_s / y.msg_per_s),
+            _ => None,
+        })
+        .collect();
+    if v.is_empty() {
+        return None;
     }
+    let median = median(&mut v);
+    Some(Ratio { median, low: v[0], high: v[v.len() - 1] })
 }
 
-fn fmt_ratio(r: Option<f64>, target: f64) -> String {
+#[derive(Clone, Copy)]
+struct Ratio {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+/// `0.93× (0.88–0.97)`, in bold when the median misses `target`.
+fn fmt_ratio(r: Option<Ratio>, target: f64) -> String {
     match r {
-        Some(r) if r >= target => format!("{r:.2}×"),
-        Some(r) => format!("**{r:.2}×**"),
+        Some(r) => {
+            let m = if r.median >= target {
+                format!("{:.2}×", r.median)
+            } else {
+                format!("**{:.2}×**", r.median)
+            };
+            format!("{m} ({:.2}–{:.2})", r.low, r.high)
+        }
         None => "–".into(),
     }
 }
@@ -743,22 +770,26 @@ fn write_throughput(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Resu
         for &s in servers {
             let _ = write!(md, " {} |", cell_value(res, ci, s, |x| x.msg_per_s, fmt_rate));
         }
-        let ours = stat(res, (ci, Srv::Ours), |x| x.msg_per_s);
+        // The best peer is the one with the highest median; the ratio pairs ws with it round by round.
         let best = peers
             .iter()
             .filter_map(|&p| stat(res, (ci, p), |x| x.msg_per_s).map(|v| (v, p)))
             .max_by(|a, b| a.0.0.total_cmp(&b.0.0));
-        let raw = stat(res, (ci, Srv::Raw), |x| x.msg_per_s);
         let best_s = match best {
-            Some((v, p)) => format!("{} ({})", fmt_ratio(ratio(ours, Some(v)), 1.05), p.label()),
+            Some((_, p)) => {
+                format!("{}: {}", p.label(), fmt_ratio(paired_ratio(res, ci, Srv::Ours, p), 1.05))
+            }
             None => "–".into(),
         };
         let raw_target = if cell.size <= 1024 { 0.9 } else { 0.0 };
-        let _ = writeln!(md, " {best_s} | {} |", fmt_ratio(ratio(ours, raw), raw_target));
+        let raw = paired_ratio(res, ci, Srv::Ours, Srv::Raw);
+        let _ = writeln!(md, " {best_s} | {} |", fmt_ratio(raw, raw_target));
     }
     let _ = writeln!(
         md,
-        "\nTargets: ws ≥ 1.05× the best peer in every cell, ≥ 0.9× raw TCP at 20 B and 1 KiB; misses in **bold**.\n"
+        "\nThe ratios pair the two servers round by round: the median of the per-round ratios, then the lowest and \
+         highest in brackets. The best peer is the one with the highest median messages/s. Targets: ws ≥ 1.05× the \
+         best peer in every cell, ≥ 0.9× raw TCP at 20 B and 1 KiB; misses in **bold**.\n"
     );
     let _ = writeln!(md, "### Uncompressed echo: MB/s and round-trip latency p50 / p99 (medians)\n");
     let _ = write!(md, "| cell |");
@@ -790,8 +821,8 @@ fn write_deflate(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Results
     let _ = writeln!(
         md,
         "\n### permessage-deflate echo (JSON-like text; the client offers `client_no_context_takeover`, \
-         the server compresses with its defaults): messages/s\n\nTargets (in the column headers) apply to 1 KiB; \
-         misses in **bold**.\n"
+         the server compresses with its defaults): messages/s\n\nRatios paired round by round as above. Targets (in \
+         the column headers) apply to 1 KiB; misses in **bold**.\n"
     );
     let targets = [(Srv::RatchetDeflate, 3.0), (Srv::PythonDeflate, 5.0), (Srv::NodeDeflate, 10.0)];
     let _ = write!(md, "| cell |");
@@ -809,11 +840,10 @@ fn write_deflate(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Results
         for &s in servers {
             let _ = write!(md, " {} |", cell_value(res, ci, s, |x| x.msg_per_s, fmt_rate));
         }
-        let ours = stat(res, (ci, Srv::OursDeflate), |x| x.msg_per_s);
         for &(s, t) in &present {
             // The targets are set for 1 KiB messages; other sizes are reported, not judged.
             let t = if cell.size == 1024 { t } else { 0.0 };
-            let _ = write!(md, " {} |", fmt_ratio(ratio(ours, stat(res, (ci, s), |x| x.msg_per_s)), t));
+            let _ = write!(md, " {} |", fmt_ratio(paired_ratio(res, ci, Srv::OursDeflate, s), t));
         }
         let p50 = stat(res, (ci, Srv::OursDeflate), |x| x.p50_us).map_or("–".into(), |v| fmt_us(v.0));
         let p99 = stat(res, (ci, Srv::OursDeflate), |x| x.p99_us).map_or("–".into(), |v| fmt_us(v.0));
