@@ -68,6 +68,12 @@ const WORKLOADS: &[Workload] = &[
         setup: recv_small_batch,
     },
     Workload {
+        name: "client_recv_small_batch",
+        about: "client Connection::receive of 256 unmasked frames of 2-125 B (text, binary, fragmented text) + events",
+        iterations: 100,
+        setup: client_recv_small_batch,
+    },
+    Workload {
         name: "send_small_batch",
         about: "server Connection::send of 256 messages of 2-125 B (text and binary), transmit drained",
         iterations: 100,
@@ -172,13 +178,20 @@ const MULTIBYTE: &str = "The quick brown fox jumps over the lazy dog. κόσμε
 
 /// One frame as a client puts it on the wire: header, then the payload masked with `key`.
 fn masked_frame(wire: &mut Vec<u8>, opcode: OpCode, fin: bool, data: &[u8], key: [u8; 4]) {
-    let header = FrameHeader { fin, rsv: Rsv::NONE, opcode, mask: Some(key), payload_len: data.len() as u64 };
+    frame(wire, opcode, fin, data, Some(key));
+}
+
+/// One frame on the wire: masked with `mask` as a client sends it, or unmasked as a server does.
+fn frame(wire: &mut Vec<u8>, opcode: OpCode, fin: bool, data: &[u8], mask: Option<[u8; 4]>) {
+    let header = FrameHeader { fin, rsv: Rsv::NONE, opcode, mask, payload_len: data.len() as u64 };
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = header.encode(&mut head);
     wire.extend_from_slice(&head[..n]);
     let start = wire.len();
     wire.extend_from_slice(data);
-    apply_mask(&mut wire[start..], key);
+    if let Some(key) = mask {
+        apply_mask(&mut wire[start..], key);
+    }
 }
 
 fn key(i: usize) -> [u8; 4] {
@@ -264,7 +277,10 @@ fn recv_text_64k(_: u32) -> Box<dyn FnMut()> {
 
 /// 256 frames: binary and text messages of 2-125 bytes, every 8th text message in 3 fragments
 /// split inside a multibyte code point. Returns the wire bytes and the message count.
-fn small_frames() -> (Vec<u8>, usize) {
+/// 256 frames of 2-125 B (text, binary, fragmented text), masked as a client sends them if
+/// `masked`; the wire and its number of messages.
+fn small_frames(masked: bool) -> (Vec<u8>, usize) {
+    let mask = |i| masked.then(|| key(i));
     let mut wire = Vec::new();
     let (mut frames, mut messages) = (0, 0);
     let mut i = 0usize;
@@ -274,15 +290,15 @@ fn small_frames() -> (Vec<u8>, usize) {
             // "κόσμε" repeated: 2-byte code points; cut at odd offsets to split them.
             let t = text("κόσμε ", 64);
             let b = t.as_bytes();
-            masked_frame(&mut wire, OpCode::Text, false, &b[..21], key(i));
-            masked_frame(&mut wire, OpCode::Continuation, false, &b[21..43], key(i + 1));
-            masked_frame(&mut wire, OpCode::Continuation, true, &b[43..], key(i + 2));
+            frame(&mut wire, OpCode::Text, false, &b[..21], mask(i));
+            frame(&mut wire, OpCode::Continuation, false, &b[21..43], mask(i + 1));
+            frame(&mut wire, OpCode::Continuation, true, &b[43..], mask(i + 2));
             frames += 3;
         } else if i % 2 == 0 {
-            masked_frame(&mut wire, OpCode::Binary, true, &payload(len), key(i));
+            frame(&mut wire, OpCode::Binary, true, &payload(len), mask(i));
             frames += 1;
         } else {
-            masked_frame(&mut wire, OpCode::Text, true, text(ASCII, len).as_bytes(), key(i));
+            frame(&mut wire, OpCode::Text, true, text(ASCII, len).as_bytes(), mask(i));
             frames += 1;
         }
         messages += 1;
@@ -292,20 +308,28 @@ fn small_frames() -> (Vec<u8>, usize) {
 }
 
 fn recv_small_batch(_: u32) -> Box<dyn FnMut()> {
-    let (wire, messages) = small_frames();
-    let mut conn = server();
+    receive_batch(server(), small_frames(true))
+}
+
+fn client_recv_small_batch(_: u32) -> Box<dyn FnMut()> {
+    let client = Connection::new(Role::Client, Config::default().with_max_size(None)).with_mask_seed([5; 32]);
+    receive_batch(client, small_frames(false))
+}
+
+/// `conn` receives `wire` whole, every time, and hands out its `messages` messages.
+fn receive_batch(mut conn: Connection, (wire, messages): (Vec<u8>, usize)) -> Box<dyn FnMut()> {
     let mut buf = BytesMut::with_capacity(wire.len());
     Box::new(move || {
         buf.extend_from_slice(black_box(&wire));
-        conn.receive(&mut buf).expect("recv_small_batch: valid frames");
+        conn.receive(&mut buf).expect("receive_batch: valid frames");
         let mut n = 0;
         while let Some(event) = conn.next_event() {
-            assert!(matches!(event, Event::Message(_)), "recv_small_batch: unexpected {event:?}");
+            assert!(matches!(event, Event::Message(_)), "receive_batch: unexpected {event:?}");
             black_box(event);
             n += 1;
         }
-        assert_eq!(n, messages, "recv_small_batch: message count");
-        assert!(buf.is_empty(), "recv_small_batch: bytes left over");
+        assert_eq!(n, messages, "receive_batch: message count");
+        assert!(buf.is_empty(), "receive_batch: bytes left over");
     })
 }
 

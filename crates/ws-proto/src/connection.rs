@@ -340,21 +340,30 @@ impl Connection {
         }
     }
 
-    /// The usual frames of a server without extensions, without the general path's machinery: a
-    /// whole, masked text or binary message with a 7- or 16-bit length, within the limits, while
-    /// no fragmented message is open. Takes such frames from the start of `buf` until one is not
-    /// one of them (left to the general path, which also reports every error) or `buf` is
-    /// empty; returns whether it emptied `buf`.
+    /// The usual frames of a connection without extensions, without the general path's
+    /// machinery: a whole text or binary message with a 7- or 16-bit length, within the limits,
+    /// masked if it comes from a client and unmasked if from a server, while no fragmented
+    /// message is open. Takes such frames from the start of `buf` until one is not one of them
+    /// (left to the general path, which also reports every error) or `buf` is empty; returns
+    /// whether it emptied `buf`.
     #[inline]
     fn receive_plain_messages(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
         // (`unmasked`: the frame at the start is partly unmasked already.)
-        if self.role != Role::Server
-            || !self.extensions.is_empty()
-            || self.incoming.is_some()
-            || self.unmasked != 0
-        {
+        if !self.extensions.is_empty() || self.incoming.is_some() || self.unmasked != 0 {
             return Ok(false);
         }
+        // A client masks every frame, a server none (§5.1). One copy of the loop per side keeps
+        // the server's as short as before the client had one.
+        match self.role {
+            Role::Server => self.take_plain_messages::<true>(buf),
+            Role::Client => self.take_plain_messages::<false>(buf),
+        }
+    }
+
+    /// `receive_plain_messages`' loop, for frames masked (from a client) or not (from a server).
+    #[inline]
+    fn take_plain_messages<const MASKED: bool>(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
+        let (mask_bit, key_len) = if MASKED { (0x80, 4) } else { (0, 0) };
         // Unlimited when `None`; a 16-bit length is at most 0xFFFF.
         let max = self
             .config
@@ -367,23 +376,25 @@ impl Connection {
                 [] => return Ok(true),
                 _ => return Ok(false),
             };
-            // FIN, no RSV bit, text (1) or binary (2); masked.
-            if b0 & 0xF0 != 0x80 || !matches!(b0 & 0x0F, 1 | 2) || b1 & 0x80 == 0 {
+            // FIN, no RSV bit, text (1) or binary (2); masked as the role requires.
+            if b0 & 0xF0 != 0x80 || !matches!(b0 & 0x0F, 1 | 2) || b1 & 0x80 != mask_bit {
                 return Ok(false);
             }
             let (payload_len, header_len) = match b1 & 0x7F {
-                n @ 0..=125 => (usize::from(n), 6),
-                126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 8),
+                n @ 0..=125 => (usize::from(n), 2 + key_len),
+                126 if buf.len() >= 4 => (usize::from(u16::from_be_bytes([buf[2], buf[3]])), 4 + key_len),
                 _ => return Ok(false),
             };
             let frame_len = header_len + payload_len;
             if payload_len > max || buf.len() < frame_len {
                 return Ok(false);
             }
-            let (head, rest) = buf.split_at_mut(header_len);
-            let key =
-                [head[header_len - 4], head[header_len - 3], head[header_len - 2], head[header_len - 1]];
-            apply_mask(&mut rest[..payload_len], key);
+            if MASKED {
+                let (head, rest) = buf.split_at_mut(header_len);
+                let key =
+                    [head[header_len - 4], head[header_len - 3], head[header_len - 2], head[header_len - 1]];
+                apply_mask(&mut rest[..payload_len], key);
+            }
             let mut payload = buf.split_to(frame_len).freeze();
             payload.advance(header_len);
             if let Err(e) = self.receive_whole(b0 & 0x0F == 1, payload) {

@@ -373,10 +373,10 @@ proptest! {
     }
 }
 
-// ---- (e) the server's fast path agrees with the general one ----
+// ---- (e) the fast path agrees with the general one ----
 
-/// One frame as a peer might send it, valid or not: the cases the server's fast path for whole
-/// text and binary messages takes, and every case it must leave to the general path.
+/// One frame as a peer might send it, valid or not: the cases the fast path for whole text and
+/// binary messages takes, and every case it must leave to the general path.
 fn wire_frame() -> impl Strategy<Value = Vec<u8>> {
     let payload = prop_oneof![
         4 => proptest::collection::vec(any::<u8>(), 0..140),
@@ -409,28 +409,42 @@ fn wire_frame() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// Fed whole, most frames go through the server's fast path; fed a byte at a time, every
-    /// frame with a payload is partial first and goes through the general path. Both must give
-    /// the same events and the same error, under a frame limit that some frames exceed.
+    /// Fed whole, most frames go through the fast path; fed a byte at a time, every frame with
+    /// a payload is partial first and goes through the general path. Both must give the same
+    /// events and the same error, under a frame limit that some frames exceed, on either side
+    /// of the connection.
     #[test]
     fn fast_path_agrees_with_general_path(
+        server in any::<bool>(),
         frames in proptest::collection::vec(prop_oneof![
-            6 => wire_frame(),
-            // Mostly the frames the fast path is for: masked, final, text or binary.
+            6 => wire_frame().prop_map(|wire| (wire, None)),
+            // Mostly the frames the fast path is for: final, text or binary, masked as the
+            // receiving side requires (the key is used only by a server).
             4 => (prop_oneof![Just(1u8), Just(2u8)], proptest::collection::vec(any::<u8>(), 0..130), any::<[u8; 4]>())
-                .prop_map(|(opcode, mut payload, key)| {
-                    let mut wire = vec![0x80 | opcode, 0x80 | payload.len() as u8];
-                    wire.extend_from_slice(&key);
-                    ws_proto::apply_mask(&mut payload, key);
-                    wire.extend_from_slice(&payload);
-                    wire
+                .prop_map(|(opcode, payload, key)| {
+                    (vec![0x80 | opcode, payload.len() as u8], Some((payload, key)))
                 }),
         ], 0..12),
     ) {
-        let wire: Vec<u8> = frames.concat();
+        let wire: Vec<u8> = frames
+            .into_iter()
+            .flat_map(|(mut wire, plain)| {
+                if let Some((mut payload, key)) = plain {
+                    if server {
+                        wire[1] |= 0x80;
+                        wire.extend_from_slice(&key);
+                        ws_proto::apply_mask(&mut payload, key);
+                    }
+                    wire.extend_from_slice(&payload);
+                }
+                wire
+            })
+            .collect();
+        let role = if server { Role::Server } else { Role::Client };
         let config = Config::default().with_max_size(Some(200));
-        let mut whole = Connection::new(Role::Server, config.clone());
-        let mut bytewise = Connection::new(Role::Server, config);
+        // The same masking keys on both, for a client's replies (a close frame) to compare.
+        let mut whole = Connection::new(role, config.clone()).with_mask_seed([7; 32]);
+        let mut bytewise = Connection::new(role, config).with_mask_seed([7; 32]);
         let all_cuts: Vec<usize> = (1..wire.len()).collect();
         let (events_whole, result_whole) = feed_in_chunks(&mut whole, &wire, &[]);
         let (events_bytewise, result_bytewise) = feed_in_chunks(&mut bytewise, &wire, &all_cuts);
