@@ -176,11 +176,6 @@ fn text(pattern: &str, len: usize) -> String {
 const ASCII: &str = "The quick brown fox jumps over the lazy dog; {\"id\": 42, \"ok\": true} ";
 const MULTIBYTE: &str = "The quick brown fox jumps over the lazy dog. κόσμε — 漢字 ✓ 𝄞 ";
 
-/// One frame as a client puts it on the wire: header, then the payload masked with `key`.
-fn masked_frame(wire: &mut Vec<u8>, opcode: OpCode, fin: bool, data: &[u8], key: [u8; 4]) {
-    frame(wire, opcode, fin, data, Some(key));
-}
-
 /// One frame on the wire: masked with `mask` as a client sends it, or unmasked as a server does.
 fn frame(wire: &mut Vec<u8>, opcode: OpCode, fin: bool, data: &[u8], mask: Option<[u8; 4]>) {
     let header = FrameHeader { fin, rsv: Rsv::NONE, opcode, mask, payload_len: data.len() as u64 };
@@ -262,7 +257,7 @@ fn utf8_multibyte_64k(_: u32) -> Box<dyn FnMut()> {
 fn recv_text_64k(_: u32) -> Box<dyn FnMut()> {
     let text = text(MULTIBYTE, 64 << 10);
     let mut wire = Vec::new();
-    masked_frame(&mut wire, OpCode::Text, true, text.as_bytes(), key(1));
+    frame(&mut wire, OpCode::Text, true, text.as_bytes(), Some(key(1)));
     let mut conn = server();
     let mut buf = BytesMut::with_capacity(wire.len());
     Box::new(move || {
@@ -276,9 +271,8 @@ fn recv_text_64k(_: u32) -> Box<dyn FnMut()> {
 }
 
 /// 256 frames: binary and text messages of 2-125 bytes, every 8th text message in 3 fragments
-/// split inside a multibyte code point. Returns the wire bytes and the message count.
-/// 256 frames of 2-125 B (text, binary, fragmented text), masked as a client sends them if
-/// `masked`; the wire and its number of messages.
+/// split inside a multibyte code point, masked as a client sends them if `masked`. Returns the
+/// wire bytes and the message count.
 fn small_frames(masked: bool) -> (Vec<u8>, usize) {
     let mask = |i| masked.then(|| key(i));
     let mut wire = Vec::new();
@@ -336,7 +330,7 @@ fn receive_batch(mut conn: Connection, (wire, messages): (Vec<u8>, usize)) -> Bo
 fn echo_small_batch(_: u32) -> Box<dyn FnMut()> {
     let mut wire = Vec::new();
     for i in 0..16 {
-        masked_frame(&mut wire, OpCode::Binary, true, &payload(20), key(i));
+        frame(&mut wire, OpCode::Binary, true, &payload(20), Some(key(i)));
     }
     let mut conn = server();
     let mut buf = BytesMut::with_capacity(wire.len());

@@ -424,7 +424,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Core<S> {
     }
 
     fn poll_timers(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        // Polled twice per burst of messages, and most of the time nothing is due. A timer
+        // Called twice per burst of messages, and most of the time nothing is due. A timer
         // polled with this waker wakes it when it fires, and `is_elapsed` (one atomic load)
         // tells whether it did: only then is it polled again, which would take the task's
         // budget and register the waker anew.
