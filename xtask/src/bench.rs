@@ -246,6 +246,30 @@ struct Sample {
     mb_per_s: f64,
     p50_us: f64,
     p99_us: f64,
+    /// Echoes in the measured window, and its length in seconds.
+    msgs: f64,
+    secs: f64,
+    /// CPU seconds (user, system) the server and the load generator used in the window.
+    server_cpu: Option<[f64; 2]>,
+    loadgen_cpu: Option<[f64; 2]>,
+}
+
+impl Sample {
+    /// The server's CPU time per echo, in µs: (user + system, user).
+    fn server_us_per_echo(&self) -> Option<(f64, f64)> {
+        let [user, system] = self.server_cpu?;
+        (self.msgs > 0.0).then(|| ((user + system) * 1e6 / self.msgs, user * 1e6 / self.msgs))
+    }
+
+    /// How many cores the server kept busy in the window.
+    fn server_cores(&self) -> Option<f64> {
+        self.server_cpu.map(|[u, s]| (u + s) / self.secs.max(1e-9))
+    }
+
+    /// The share of its one core the load generator used in the window.
+    fn loadgen_busy(&self) -> Option<f64> {
+        self.loadgen_cpu.map(|[u, s]| (u + s) / self.secs.max(1e-9))
+    }
 }
 
 /// Results of one part: per cell, per server, the samples of every round (or an error).
@@ -362,6 +386,7 @@ pub fn run(args: &[String]) -> Result {
         ));
         let res = run_matrix(&bins, &o, &servers, &cells, false, &logs)?;
         write_throughput(&mut md, &servers, &cells, &res);
+        write_cpu(&mut md, &servers, &cells, &res);
     }
     if o.parts.iter().any(|p| p == "deflate") {
         let mut servers = vec![Srv::OursDeflate, Srv::RatchetDeflate];
@@ -471,7 +496,7 @@ fn run_matrix(
             for k in 0..n {
                 let server = &mut running[(k + ci + round) % n];
                 let r = if server.alive() {
-                    loadgen(bins, server.port, cell, deflate, o)
+                    loadgen(bins, server, cell, deflate, o)
                 } else {
                     Err(format!("server exited; see {}", server.log.display()))
                 };
@@ -494,13 +519,14 @@ fn run_matrix(
 
 fn loadgen(
     bins: &Bins,
-    port: u16,
+    server: &Server,
     cell: &Cell,
     deflate: bool,
     o: &Opts,
 ) -> std::result::Result<Sample, String> {
     let mut c = Command::new(&bins.loadgen);
-    c.args(["--addr", &format!("127.0.0.1:{port}")])
+    c.args(["--addr", &format!("127.0.0.1:{}", server.port)])
+        .args(["--server-pid", &server.child.id().to_string()])
         .args(["--size", &cell.size.to_string(), "--conns", &cell.conns.to_string()])
         .args(["--warmup", &o.warmup.to_string(), "--duration", &o.duration.to_string()]);
     if cell.binary {
@@ -516,11 +542,17 @@ fn loadgen(
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("loadgen output: {e}"))?;
     let f = |k: &str| v[k].as_f64().ok_or_else(|| format!("loadgen output lacks {k}"));
+    // CPU times are absent (null) when /proc could not be read: the report then shows "–".
+    let cpu = |k: &str| Some([v[k][0].as_f64()?, v[k][1].as_f64()?]);
     Ok(Sample {
         msg_per_s: f("msg_per_s")?,
         mb_per_s: f("mb_per_s")?,
         p50_us: f("p50_us")?,
         p99_us: f("p99_us")?,
+        msgs: f("msgs")?,
+        secs: f("secs")?,
+        server_cpu: cpu("server_cpu"),
+        loadgen_cpu: cpu("loadgen_cpu"),
     })
 }
 
@@ -718,14 +750,21 @@ fn cell_value(
 /// a change in the machine's load between rounds cancels out): the median of the per-round
 /// ratios, with the lowest and the highest.
 fn paired_ratio(res: &Results, ci: usize, a: Srv, b: Srv) -> Option<Ratio> {
+    paired(res, ci, a, b, |x| Some(x.msg_per_s))
+}
+
+/// `f` of `a` over `f` of `b`, paired round by round as in [`paired_ratio`].
+fn paired(res: &Results, ci: usize, a: Srv, b: Srv, f: impl Fn(&Sample) -> Option<f64>) -> Option<Ratio> {
     let (ra, rb) = (res.get(&(ci, a))?, res.get(&(ci, b))?);
     let mut v: Vec<f64> = ra
         .iter()
         .zip(rb)
         .filter_map(|(x, y)| match (x, y) {
-            (Ok(x), Ok(y)) if y.msg_per_s > 0.0 => Some(x.msg_per_s / y.msg_per_s),
+            (Ok(x), Ok(y)) => Some((f(x)?, f(y)?)),
             _ => None,
         })
+        .filter(|&(_, y)| y > 0.0)
+        .map(|(x, y)| x / y)
         .collect();
     if v.is_empty() {
         return None;
@@ -756,6 +795,84 @@ fn fmt_ratio(r: Option<Ratio>, target: f64) -> String {
     }
 }
 
+/// The peer with the highest median messages/s in cell `ci`.
+fn best_peer(res: &Results, ci: usize, peers: &[Srv]) -> Option<Srv> {
+    peers
+        .iter()
+        .filter_map(|&p| stat(res, (ci, p), |x| x.msg_per_s).map(|v| (v, p)))
+        .max_by(|a, b| a.0.0.total_cmp(&b.0.0))
+        .map(|(_, p)| p)
+}
+
+/// Median of an optional per-round metric over the rounds that have it.
+fn median_of(res: &Results, key: (usize, Srv), f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let mut v: Vec<f64> = res.get(&key)?.iter().filter_map(|r| r.as_ref().ok()).filter_map(f).collect();
+    (!v.is_empty()).then(|| median(&mut v))
+}
+
+/// Where the CPU went in each cell: the server's CPU time per echo and the cores it kept busy,
+/// and how busy the load generator's one core was, for ws, the best peer and the raw echo.
+fn write_cpu(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Results) {
+    let peers: Vec<Srv> = servers.iter().copied().filter(|s| s.is_peer()).collect();
+    let _ = writeln!(
+        md,
+        "\n### Uncompressed echo: server CPU per echo, and how busy each side was (medians)\n\n\
+         Each server's user + system CPU time per echo (user time in parentheses) and the cores it kept busy, \
+         then the best peer's CPU time per echo over ws's (paired round by round; above 1 means ws does an echo \
+         with less CPU), then the load generator's busy share of its one core in the same runs; all from \
+         `/proc/<pid>/stat` over the measured window. Where the load generator is near 100 %, no server can echo \
+         faster than it sends and reads, so the ratios of messages/s between servers are capped near 1.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| cell | ws | best peer | raw TCP echo | CPU per echo, best peer / ws | load generator busy (ws / best peer / raw runs) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let cpu = |ci: usize, s: Srv| {
+        let per_echo = median_of(res, (ci, s), |x| x.server_us_per_echo().map(|p| p.0));
+        let user = median_of(res, (ci, s), |x| x.server_us_per_echo().map(|p| p.1));
+        let cores = median_of(res, (ci, s), Sample::server_cores);
+        match (per_echo, user, cores) {
+            (Some(t), Some(u), Some(c)) => {
+                format!("{} ({} user), {c:.2} cores", fmt_cpu_us(t), fmt_cpu_us(u))
+            }
+            _ => "–".into(),
+        }
+    };
+    let busy = |ci: usize, s: Option<Srv>| {
+        s.and_then(|s| median_of(res, (ci, s), Sample::loadgen_busy))
+            .map_or("–".into(), |b| format!("{:.0} %", b * 100.0))
+    };
+    for (ci, cell) in cells.iter().enumerate() {
+        let best = best_peer(res, ci, &peers);
+        let best_s = best.map_or("–".into(), |p| format!("{}: {}", p.label(), cpu(ci, p)));
+        let per_echo = |x: &Sample| x.server_us_per_echo().map(|p| p.0);
+        let efficiency = best.and_then(|p| paired(res, ci, p, Srv::Ours, per_echo));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {best_s} | {} | {} | {} / {} / {} |",
+            cell.label(),
+            cpu(ci, Srv::Ours),
+            cpu(ci, Srv::Raw),
+            fmt_ratio(efficiency, 0.0),
+            busy(ci, Some(Srv::Ours)),
+            busy(ci, best),
+            busy(ci, Some(Srv::Raw)),
+        );
+    }
+}
+
+/// CPU time per echo: 3 significant digits, from ns-scale to ms.
+fn fmt_cpu_us(x: f64) -> String {
+    if x >= 1000.0 {
+        format!("{:.2} ms", x / 1000.0)
+    } else if x >= 10.0 {
+        format!("{x:.0} µs")
+    } else {
+        format!("{x:.2} µs")
+    }
+}
+
 fn write_throughput(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Results) {
     let peers: Vec<Srv> = servers.iter().copied().filter(|s| s.is_peer()).collect();
     let _ = writeln!(md, "### Uncompressed echo: messages/s\n");
@@ -770,13 +887,8 @@ fn write_throughput(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Resu
         for &s in servers {
             let _ = write!(md, " {} |", cell_value(res, ci, s, |x| x.msg_per_s, fmt_rate));
         }
-        // The best peer is the one with the highest median; the ratio pairs ws with it round by round.
-        let best = peers
-            .iter()
-            .filter_map(|&p| stat(res, (ci, p), |x| x.msg_per_s).map(|v| (v, p)))
-            .max_by(|a, b| a.0.0.total_cmp(&b.0.0));
-        let best_s = match best {
-            Some((_, p)) => {
+        let best_s = match best_peer(res, ci, &peers) {
+            Some(p) => {
                 format!("{}: {}", p.label(), fmt_ratio(paired_ratio(res, ci, Srv::Ours, p), 1.05))
             }
             None => "–".into(),

@@ -11,7 +11,9 @@
 //!   every echo is really inflated, with one persistent raw inflater per connection.
 //!
 //! Throughput mode prints one JSON line:
-//! `{"msgs":..,"secs":..,"msg_per_s":..,"mb_per_s":..,"p50_us":..,"p99_us":..,"conns":..}`.
+//! `{"msgs":..,"secs":..,"msg_per_s":..,"mb_per_s":..,"p50_us":..,"p99_us":..,"conns":..,..}`,
+//! with the CPU time (user and system seconds) the load generator and, given `--server-pid`, the
+//! server used during the measured window: which of the two was busy, and each one's cost per echo.
 //! Idle mode (`--idle N`) opens N connections, echoes one message on each (none with
 //! `--no-echo`), prints `READY` and holds them until stdin closes.
 
@@ -31,7 +33,7 @@ use tokio::sync::Semaphore;
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
-                  [--idle N [--no-echo]]";
+                  [--server-pid PID] [--idle N [--no-echo]]";
 
 struct Args {
     addr: String,
@@ -44,6 +46,7 @@ struct Args {
     deflate: bool,
     idle: usize,
     no_echo: bool,
+    server_pid: Option<u32>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -58,6 +61,7 @@ fn parse_args() -> Result<Args, String> {
         deflate: false,
         idle: 0,
         no_echo: false,
+        server_pid: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -74,6 +78,7 @@ fn parse_args() -> Result<Args, String> {
             "--deflate" => a.deflate = true,
             "--idle" => a.idle = num(val()?)? as usize,
             "--no-echo" => a.no_echo = true,
+            "--server-pid" => a.server_pid = Some(num(val()?)? as u32),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -524,6 +529,26 @@ fn build_plan(a: &Args) -> Plan {
     Plan { frame_len: frame.len(), frames, payload, masked, opcode, deflate: a.deflate, inflight: a.inflight }
 }
 
+/// A process's CPU time so far, in seconds, all threads, from `/proc/<pid>/stat`.
+#[derive(Clone, Copy)]
+struct CpuTime {
+    user: f64,
+    system: f64,
+}
+
+impl CpuTime {
+    /// `pid` is a process id or `self`; `None` if the process is gone or the file is not there.
+    fn of(pid: &str) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name, in parentheses, may hold spaces: count fields after its end.
+        // utime and stime are fields 14 and 15, in USER_HZ ticks (100 per second on Linux).
+        let mut fields = stat.get(stat.rfind(')')? + 2..)?.split(' ').skip(11);
+        let mut ticks = || fields.next()?.parse::<u64>().ok();
+        let (user, system) = (ticks()?, ticks()?);
+        Some(Self { user: user as f64 / 100.0, system: system as f64 / 100.0 })
+    }
+}
+
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -555,10 +580,17 @@ async fn run_load(a: Args) -> Result<(), String> {
     }
     tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
     stats.measuring.set(true);
+    let cpu0 = (CpuTime::of("self"), a.server_pid.map(|pid| CpuTime::of(&pid.to_string())));
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
     stats.measuring.set(false);
     let secs = t0.elapsed().as_secs_f64();
+    let cpu1 = (CpuTime::of("self"), a.server_pid.map(|pid| CpuTime::of(&pid.to_string())));
+    let used = |t0: Option<CpuTime>, t1: Option<CpuTime>| match (t0, t1) {
+        (Some(t0), Some(t1)) => format!("[{:.3},{:.3}]", t1.user - t0.user, t1.system - t0.system),
+        _ => "null".into(),
+    };
+    let (loadgen_cpu, server_cpu) = (used(cpu0.0, cpu1.0), used(cpu0.1.flatten(), cpu1.1.flatten()));
     let msgs = stats.msgs.get();
     let mut samples = std::mem::take(&mut *stats.samples.borrow_mut());
     samples.sort_unstable();
@@ -570,7 +602,7 @@ async fn run_load(a: Args) -> Result<(), String> {
         return Err("no echo received during the measurement".into());
     }
     println!(
-        "{{\"msgs\":{msgs},\"secs\":{secs:.3},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"conns\":{},\"inflight\":{},\"frame_len\":{}}}",
+        "{{\"msgs\":{msgs},\"secs\":{secs:.3},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"conns\":{},\"inflight\":{},\"frame_len\":{},\"loadgen_cpu\":{loadgen_cpu},\"server_cpu\":{server_cpu}}}",
         msgs as f64 / secs,
         msgs as f64 * a.size as f64 / secs / 1e6,
         percentile(&samples, 0.50),
