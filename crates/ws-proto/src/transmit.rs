@@ -10,19 +10,22 @@ use crate::mask::apply_mask;
 
 /// Payloads up to this size are copied next to their header (one write segment); larger ones
 /// are queued as their own segment, without a copy, for `write_vectored`.
-const INLINE_PAYLOAD_MAX: usize = 4096;
+pub(crate) const INLINE_PAYLOAD_MAX: usize = 4096;
 
 /// Encoded frames waiting to be written: a [`Buf`] whose [`chunks_vectored`](Buf::chunks_vectored)
 /// gives header and payload segments for one `writev`.
 ///
-/// Small frames are packed into one growing buffer; large payloads stay the caller's [`Bytes`].
-/// Once drained, the buffers are reused: a steady stream of frames allocates nothing.
+/// Headers and small payloads are packed into one growing buffer, the tail; large payloads stay
+/// the caller's [`Bytes`], each recorded with the place in the tail where it belongs. The tail is
+/// never split, so queueing a large payload costs no reference count and no allocation, and
+/// once drained the tail is reused from its start: a steady stream of frames allocates nothing.
 #[derive(Debug, Default)]
 pub struct Transmit {
-    /// Segments sealed before `tail`, in order; never empty.
-    sealed: VecDeque<Bytes>,
-    /// Packed small frames and headers, after every sealed segment.
+    /// Packed headers and small payloads; bytes before `written` are already written.
     tail: BytesMut,
+    written: usize,
+    /// Large payloads in order, each with the tail offset it goes before.
+    payloads: VecDeque<(usize, Bytes)>,
     remaining: usize,
 }
 
@@ -56,8 +59,7 @@ impl Transmit {
         } else if payload.len() <= INLINE_PAYLOAD_MAX {
             self.tail.put_slice(&payload);
         } else {
-            self.sealed.push_back(self.tail.split().freeze());
-            self.sealed.push_back(payload);
+            self.payloads.push_back((self.tail.len(), payload));
         }
     }
 
@@ -73,6 +75,13 @@ impl Transmit {
             *self = Self::default();
         }
     }
+
+    /// The unwritten tail bytes before the next payload (all of them if none is queued).
+    #[inline]
+    fn tail_run(&self) -> &[u8] {
+        let end = self.payloads.front().map_or(self.tail.len(), |&(at, _)| at);
+        &self.tail[self.written..end]
+    }
 }
 
 impl Buf for Transmit {
@@ -83,16 +92,27 @@ impl Buf for Transmit {
 
     #[inline]
     fn chunk(&self) -> &[u8] {
-        self.sealed.front().map_or(&self.tail[..], |segment| &segment[..])
+        match self.payloads.front() {
+            Some((at, payload)) if *at == self.written => payload,
+            _ => self.tail_run(),
+        }
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let segments = self.sealed.iter().map(|s| &s[..]).chain(Some(&self.tail[..]));
+        let mut from = self.written;
         let mut n = 0;
-        for (slot, segment) in dst.iter_mut().zip(segments.filter(|s| !s.is_empty())) {
-            *slot = IoSlice::new(segment);
-            n += 1;
+        let mut push = |segment: &'a [u8], n: &mut usize| {
+            if !segment.is_empty() && *n < dst.len() {
+                dst[*n] = IoSlice::new(segment);
+                *n += 1;
+            }
+        };
+        for (at, payload) in &self.payloads {
+            push(&self.tail[from..*at], &mut n);
+            push(payload, &mut n);
+            from = *at;
         }
+        push(&self.tail[from..], &mut n);
         n
     }
 
@@ -100,24 +120,98 @@ impl Buf for Transmit {
         assert!(cnt <= self.remaining, "advance past the end of the transmit buffer");
         self.remaining -= cnt;
         while cnt > 0 {
-            match self.sealed.front_mut() {
-                Some(front) if front.len() <= cnt => {
-                    cnt -= front.len();
-                    self.sealed.pop_front();
+            let run = self.tail_run().len();
+            if run > 0 {
+                let step = run.min(cnt);
+                self.written += step;
+                cnt -= step;
+                continue;
+            }
+            match self.payloads.front_mut() {
+                Some((_, payload)) if payload.len() <= cnt => {
+                    cnt -= payload.len();
+                    self.payloads.pop_front();
                 }
-                Some(front) => {
-                    front.advance(cnt);
+                Some((_, payload)) => {
+                    payload.advance(cnt);
                     cnt = 0;
                 }
-                None => {
-                    self.tail.advance(cnt);
-                    cnt = 0;
-                }
+                // `remaining` counts every queued byte, so the tail run above took the rest.
+                None => break,
             }
         }
         if self.remaining == 0 {
             // Drained: let the next frames reuse the tail's storage from its start.
             self.tail.clear();
+            self.written = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::opcode::OpCode;
+
+    fn frame(len: usize, seed: u8, mask: Option<[u8; 4]>) -> (FrameHeader, Bytes) {
+        let header = FrameHeader {
+            fin: true,
+            rsv: Default::default(),
+            opcode: OpCode::Binary,
+            mask,
+            payload_len: len as u64,
+        };
+        (header, (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect())
+    }
+
+    /// The bytes `push_frame` must produce: header, then the (masked) payload.
+    fn expected(header: &FrameHeader, payload: &[u8]) -> Vec<u8> {
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = header.encode(&mut head);
+        let mut out = head[..n].to_vec();
+        let start = out.len();
+        out.extend_from_slice(payload);
+        if let Some(key) = header.mask {
+            apply_mask(&mut out[start..], key);
+        }
+        out
+    }
+
+    #[test]
+    fn drains_small_and_large_frames_in_order_through_any_writes() {
+        let lens = [0, 20, INLINE_PAYLOAD_MAX + 1, 1024, 70_000, 3, INLINE_PAYLOAD_MAX, 100_000, 5];
+        // Each write takes at most `iovecs` segments and then at most `limit` bytes of them.
+        for (iovecs, limit) in [(1, 7), (2, 1000), (3, 4096), (64, usize::MAX), (4, 65_537)] {
+            for mask in [None, Some([1, 2, 3, 4])] {
+                let mut out = Transmit::default();
+                let mut want = Vec::new();
+                // Two bursts, so the second reuses the drained tail.
+                for burst in 0..2u8 {
+                    for (i, &len) in lens.iter().enumerate() {
+                        let (header, payload) = frame(len, burst * 16 + i as u8, mask);
+                        want.extend(expected(&header, &payload));
+                        out.push_frame(&header, payload);
+                    }
+                    let mut got = Vec::new();
+                    while out.has_remaining() {
+                        let mut first = [IoSlice::new(&[]); 1];
+                        out.chunks_vectored(&mut first);
+                        assert_eq!(out.chunk(), &first[0][..], "chunk is the first segment");
+                        let mut slices = vec![IoSlice::new(&[]); iovecs];
+                        let n = out.chunks_vectored(&mut slices);
+                        assert!(n > 0);
+                        let before = got.len();
+                        for s in &slices[..n] {
+                            let take = s.len().min(limit - (got.len() - before).min(limit));
+                            got.extend_from_slice(&s[..take]);
+                        }
+                        out.advance(got.len() - before);
+                    }
+                    assert_eq!(got, want, "iovecs {iovecs}, limit {limit}, mask {mask:?}");
+                    assert!(out.is_empty() && out.payloads.is_empty() && out.tail.is_empty());
+                    want.clear();
+                }
+            }
         }
     }
 }
