@@ -643,12 +643,15 @@ fn median(v: &mut [f64]) -> f64 {
     if v.len() % 2 == 1 { v[m] } else { (v[m - 1] + v[m]) / 2.0 }
 }
 
+/// One metric of every successful round that has it; `None` if no round has.
+fn rounds(res: &Results, key: (usize, Srv), f: impl Fn(&Sample) -> Option<f64>) -> Option<Vec<f64>> {
+    let v: Vec<f64> = res.get(&key)?.iter().filter_map(|r| r.as_ref().ok()).filter_map(f).collect();
+    (!v.is_empty()).then_some(v)
+}
+
 /// Median of one metric over the successful rounds, with the spread (max - min) / median.
 fn stat(res: &Results, key: (usize, Srv), f: impl Fn(&Sample) -> f64) -> Option<(f64, f64)> {
-    let mut v: Vec<f64> = res.get(&key)?.iter().filter_map(|r| r.as_ref().ok()).map(&f).collect();
-    if v.is_empty() {
-        return None;
-    }
+    let mut v = rounds(res, key, |x| Some(f(x)))?;
     let med = median(&mut v);
     let (lo, hi) = (v[0], v[v.len() - 1]);
     Some((med, if med > 0.0 { (hi - lo) / med } else { 0.0 }))
@@ -806,8 +809,7 @@ fn best_peer(res: &Results, ci: usize, peers: &[Srv]) -> Option<Srv> {
 
 /// Median of an optional per-round metric over the rounds that have it.
 fn median_of(res: &Results, key: (usize, Srv), f: impl Fn(&Sample) -> Option<f64>) -> Option<f64> {
-    let mut v: Vec<f64> = res.get(&key)?.iter().filter_map(|r| r.as_ref().ok()).filter_map(f).collect();
-    (!v.is_empty()).then(|| median(&mut v))
+    rounds(res, key, f).map(|mut v| median(&mut v))
 }
 
 /// Where the CPU went in each cell: the server's CPU time per echo and the cores it kept busy,

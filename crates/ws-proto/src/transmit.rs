@@ -10,7 +10,7 @@ use crate::mask::apply_mask;
 
 /// Payloads up to this size are copied next to their header (one write segment); larger ones
 /// are queued as their own segment, without a copy, for `write_vectored`.
-pub(crate) const INLINE_PAYLOAD_MAX: usize = 4096;
+const INLINE_PAYLOAD_MAX: usize = 4096;
 
 /// Encoded frames waiting to be written: a [`Buf`] whose [`chunks_vectored`](Buf::chunks_vectored)
 /// gives header and payload segments for one `writev`.
@@ -99,20 +99,20 @@ impl Buf for Transmit {
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let mut from = self.written;
         let mut n = 0;
-        let mut push = |segment: &'a [u8], n: &mut usize| {
-            if !segment.is_empty() && *n < dst.len() {
-                dst[*n] = IoSlice::new(segment);
-                *n += 1;
+        let mut push = |segment: &'a [u8]| {
+            if !segment.is_empty() && n < dst.len() {
+                dst[n] = IoSlice::new(segment);
+                n += 1;
             }
         };
+        let mut from = self.written;
         for (at, payload) in &self.payloads {
-            push(&self.tail[from..*at], &mut n);
-            push(payload, &mut n);
+            push(&self.tail[from..*at]);
+            push(payload);
             from = *at;
         }
-        push(&self.tail[from..], &mut n);
+        push(&self.tail[from..]);
         n
     }
 
