@@ -1,10 +1,12 @@
 //! The Sans-I/O connection: bytes in, events out; messages in, bytes out.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header::{FrameHeader, HeaderParse};
+use crate::lifecycle::{Cause, Closure, Due, Phase, Timers};
 use crate::mask::{MaskKeys, apply_mask, apply_mask_from};
 use crate::transmit::Transmit;
 use crate::utf8::Utf8Validator;
@@ -27,6 +29,12 @@ pub enum Role {
     /// Refuses unmasked frames; closes the transport first.
     Server,
 }
+
+/// The longest close reason: a control frame's 125 bytes less the code's two.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// The reason sent with a keepalive failure (as Python `websockets` does).
+const KEEPALIVE_TIMEOUT_REASON: &str = "keepalive ping timeout";
 
 /// Where the connection is in its life (RFC 6455 §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,11 +61,27 @@ pub struct Config {
     /// once 64 KiB of output wait unwritten (RFC 6455 §5.5.3), so a ping flood from a peer
     /// that does not read cannot queue pongs without bound.
     pub auto_pong: bool,
+    /// Keepalive: send a ping this long after the connection opened and after each pong
+    /// (`None`, the default here: no keepalive). Needs [`Connection::handle_timeout`].
+    pub ping_interval: Option<Duration>,
+    /// Fail the connection with 1011 when a keepalive ping's pong does not come within this
+    /// (`None`: keep pinging every `ping_interval`, never time out).
+    pub ping_timeout: Option<Duration>,
+    /// How long the closing handshake may take once it started: the peer's close frame, and for
+    /// a client the server's closing of the transport (`None`: forever).
+    pub close_timeout: Option<Duration>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { max_frame_size: Some(1 << 20), max_message_size: Some(1 << 20), auto_pong: true }
+        Self {
+            max_frame_size: Some(1 << 20),
+            max_message_size: Some(1 << 20),
+            auto_pong: true,
+            ping_interval: None,
+            ping_timeout: None,
+            close_timeout: None,
+        }
     }
 }
 
@@ -86,6 +110,19 @@ impl Config {
         self.auto_pong = on;
         self
     }
+
+    /// Sets keepalive: a ping every `interval`, its pong expected within `timeout`.
+    pub fn with_keepalive(mut self, interval: Option<Duration>, timeout: Option<Duration>) -> Self {
+        self.ping_interval = interval;
+        self.ping_timeout = timeout;
+        self
+    }
+
+    /// Sets the closing handshake's timeout.
+    pub fn with_close_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
 }
 
 /// What the peer sent.
@@ -111,11 +148,16 @@ struct Incoming {
 
 /// One WebSocket connection, without I/O.
 ///
-/// Call order: feed received bytes with [`receive`](Self::receive) (or [`receive_eof`](Self::receive_eof)),
-/// then take [`next_event`](Self::next_event) until `None`; queue frames with the `send_*`
-/// methods; write out [`transmit`](Self::transmit) (a [`Buf`]) whenever it is not empty. When
-/// [`state`](Self::state) is [`State::Closed`], a server closes the transport and a client waits
-/// (with a timeout) for the server to close it.
+/// Call order:
+/// 1. feed received bytes with [`receive`](Self::receive) (or [`receive_eof`](Self::receive_eof)),
+///    then take [`next_event`](Self::next_event) until `None`;
+/// 2. queue frames with the `send_*` methods and [`close`](Self::close);
+/// 3. write out [`transmit`](Self::transmit) (a [`Buf`]) whenever it is not empty;
+/// 4. time: call [`handle_timeout`](Self::handle_timeout) once when the connection opens, then
+///    whenever the instant [`poll_timeout`](Self::poll_timeout) returns has passed (it may be in
+///    the past already: then at once). Keepalive and the closing timeout run on it;
+/// 5. once [`should_close_transport`](Self::should_close_transport) says so and the output is
+///    written, close the transport. [`closure`](Self::closure) says how the connection ended.
 ///
 /// ```
 /// use ws_proto::{Bytes, BytesMut, Buf, Config, Connection, Event, Message, Role};
@@ -134,7 +176,10 @@ struct Incoming {
 pub struct Connection {
     role: Role,
     config: Config,
-    state: State,
+    phase: Phase,
+    timers: Timers,
+    /// The transport ended: nothing more arrives.
+    eof: bool,
     extensions: Vec<Box<dyn Extension>>,
     /// The RSV bits the negotiated extensions own.
     extension_rsv: Rsv,
@@ -147,23 +192,23 @@ pub struct Connection {
     unmasked: usize,
     utf8: Utf8Validator,
     events: VecDeque<Event>,
-    close_received: Option<Option<CloseFrame>>,
-    failure: Option<ProtocolError>,
     // Sending.
     out: Transmit,
     pending_pong: Option<Bytes>,
     sending_fragmented: bool,
-    close_sent: Option<Option<CloseFrame>>,
 }
 
 impl Connection {
     /// A new open connection. A client seeds its masking keys from the OS once.
     pub fn new(role: Role, config: Config) -> Self {
         let masks = (role == Role::Client).then(MaskKeys::from_os);
+        let timers = Timers::new(config.ping_interval, config.ping_timeout, config.close_timeout);
         Self {
             role,
             config,
-            state: State::Open,
+            phase: Phase::Open,
+            timers,
+            eof: false,
             extensions: Vec::new(),
             extension_rsv: Rsv::NONE,
             masks,
@@ -172,12 +217,9 @@ impl Connection {
             unmasked: 0,
             utf8: Utf8Validator::default(),
             events: VecDeque::new(),
-            close_received: None,
-            failure: None,
             out: Transmit::default(),
             pending_pong: None,
             sending_fragmented: false,
-            close_sent: None,
         }
     }
 
@@ -219,7 +261,11 @@ impl Connection {
     /// The lifecycle state.
     #[inline]
     pub fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::Open => State::Open,
+            Phase::Closing(_) => State::Closing,
+            Phase::Closed(_) => State::Closed,
+        }
     }
 
     /// The negotiated extensions, in order.
@@ -228,40 +274,105 @@ impl Connection {
     }
 
     /// The close frame this end sent, once sent (`Some(None)`: a close without status).
-    #[inline]
     pub fn close_sent(&self) -> Option<&Option<CloseFrame>> {
-        self.close_sent.as_ref()
+        match &self.phase {
+            Phase::Open => None,
+            Phase::Closing(frame) => Some(frame),
+            Phase::Closed(closure) => closure.sent.as_ref(),
+        }
     }
 
     /// The close frame the peer sent, once received.
     pub fn close_received(&self) -> Option<&Option<CloseFrame>> {
-        self.close_received.as_ref()
+        match &self.phase {
+            Phase::Closed(closure) => closure.received.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// How the connection ended, once [`State::Closed`].
+    pub fn closure(&self) -> Option<&Closure> {
+        match &self.phase {
+            Phase::Closed(closure) => Some(closure),
+            _ => None,
+        }
     }
 
     /// The code the connection closed with, once [`State::Closed`]: the peer's code, 1005 if its
     /// close frame had none, 1006 if the connection ended without a close frame from the peer.
     pub fn close_code(&self) -> Option<CloseCode> {
-        if self.state != State::Closed {
-            return None;
-        }
-        Some(match &self.close_received {
-            Some(Some(frame)) => frame.code,
-            Some(None) => CloseCode::NO_STATUS,
-            None => CloseCode::ABNORMAL,
-        })
+        self.closure().map(Closure::code)
     }
 
     /// The peer's close reason, if it sent one.
     pub fn close_reason(&self) -> Option<&str> {
-        match &self.close_received {
+        match self.close_received() {
             Some(Some(frame)) => Some(&frame.reason),
             _ => None,
         }
     }
 
-    /// The protocol error that failed the connection, if any.
+    /// The protocol error that failed the connection, if any (as often as asked).
     pub fn failure(&self) -> Option<&ProtocolError> {
-        self.failure.as_ref()
+        match self.closure()?.cause.as_ref()? {
+            Cause::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the transport should be closed once the output is written: the closing handshake
+    /// is over and this is the server (which closes the TCP connection first, RFC 6455 §7.1.1),
+    /// the connection failed or timed out, or the transport ended. A client whose handshake is
+    /// over waits for the server to close, up to `close_timeout` (meanwhile input is discarded).
+    pub fn should_close_transport(&self) -> bool {
+        match &self.phase {
+            Phase::Closed(closure) => {
+                self.eof
+                    || self.role == Role::Server
+                    || closure.cause.is_some()
+                    || self.timers.close == crate::lifecycle::CloseTimer::Expired
+            }
+            _ => self.eof,
+        }
+    }
+
+    /// The round-trip time of the latest keepalive ping answered.
+    pub fn latency(&self) -> Option<Duration> {
+        self.timers.latency
+    }
+
+    // ---- time ----
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next needed: the earliest deadline
+    /// (keepalive ping or timeout, closing timeout), or an instant already past when something
+    /// waits for the current time (a deadline to start, a round trip to measure). `None` before
+    /// the first `handle_timeout` and when no timer runs.
+    #[inline]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next(matches!(self.phase, Phase::Open))
+    }
+
+    /// Hands in the current time: starts the deadlines that waited for it and acts on those
+    /// that passed — sends a keepalive ping, fails the connection with 1011 when its pong is
+    /// overdue, ends a closing handshake that took too long. Then write out
+    /// [`transmit`](Self::transmit) and check [`should_close_transport`](Self::should_close_transport).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(due) = self.timers.advance(now, matches!(self.phase, Phase::Open)) {
+            match due {
+                Due::Ping(payload) => {
+                    let _ = self.send_control(OpCode::Ping, payload);
+                }
+                Due::KeepaliveTimeout => {
+                    let frame = CloseFrame::new(CloseCode::INTERNAL_ERROR, KEEPALIVE_TIMEOUT_REASON);
+                    self.end(Some(frame), Cause::KeepaliveTimeout);
+                }
+                Due::CloseTimeout => {
+                    if let Phase::Closing(_) = self.phase {
+                        self.end(None, Cause::CloseTimeout);
+                    }
+                }
+            }
+        }
     }
 
     // ---- receiving ----
@@ -285,7 +396,7 @@ impl Connection {
 
     fn receive_frames(&mut self, buf: &mut BytesMut) -> Result<(), ProtocolError> {
         loop {
-            if self.close_received.is_some() || self.failure.is_some() {
+            if let Phase::Closed(_) = self.phase {
                 // Nothing after a close frame or a failure is data (RFC 6455 §5.5.1).
                 buf.clear();
                 return Ok(());
@@ -403,10 +514,11 @@ impl Connection {
         }
     }
 
-    /// The transport reached end of file. If the closing handshake was not complete, the
-    /// connection is closed abnormally (1006).
+    /// The transport reached end of file (or failed). If the closing handshake was not
+    /// complete, the connection is closed abnormally (1006), without a close frame.
     pub fn receive_eof(&mut self) {
-        self.state = State::Closed;
+        self.eof = true;
+        self.end(None, Cause::TransportClosed);
     }
 
     /// The next event, in the order the peer sent them.
@@ -462,12 +574,15 @@ impl Connection {
         }
         match frame.opcode {
             OpCode::Ping => {
-                if self.config.auto_pong && self.close_sent.is_none() {
+                if self.config.auto_pong && matches!(self.phase, Phase::Open) {
                     self.answer_ping(frame.payload.clone());
                 }
                 self.events.push_back(Event::Ping(frame.payload));
             }
-            OpCode::Pong => self.events.push_back(Event::Pong(frame.payload)),
+            OpCode::Pong => {
+                self.timers.pong(&frame.payload);
+                self.events.push_back(Event::Pong(frame.payload));
+            }
             OpCode::Close => self.receive_close(&frame.payload)?,
             OpCode::Text | OpCode::Binary => {
                 if self.incoming.is_some() {
@@ -561,25 +676,52 @@ impl Connection {
             crate::close::ClosePayloadError::Protocol => ProtocolError::InvalidClosePayload,
             crate::close::ClosePayloadError::InvalidUtf8 => ProtocolError::InvalidUtf8,
         })?;
-        self.close_received = Some(frame.clone());
-        if self.close_sent.is_none() {
-            // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
-            self.write_close(frame.clone());
-        }
-        self.state = State::Closed;
+        let sent = match std::mem::replace(&mut self.phase, Phase::Open) {
+            Phase::Open => {
+                // Echo the peer's code, as RFC 6455 §5.5.1 suggests.
+                self.queue_close(&frame);
+                frame.clone()
+            }
+            Phase::Closing(sent) => sent,
+            // Input after the end is discarded before it gets here.
+            Phase::Closed(closure) => {
+                self.phase = Phase::Closed(closure);
+                return Ok(());
+            }
+        };
+        self.phase = Phase::Closed(Closure { sent: Some(sent), received: Some(frame.clone()), cause: None });
+        // A client now waits for the server to close the transport, up to close_timeout.
+        self.timers.start_close();
         self.events.push_back(Event::Close(frame));
         Ok(())
     }
 
-    /// Fails the connection: one close frame with the error's code, then nothing.
+    /// Fails the connection: one close frame with the error's code, then nothing. Internal
+    /// errors (1011) go without a reason, as in Python `websockets`: their text may be
+    /// security-sensitive.
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
-        if self.close_sent.is_none() {
-            let reason = error.to_string();
-            self.write_close(Some(CloseFrame::new(error.close_code(), reason)));
-        }
-        self.state = State::Closed;
-        self.failure = Some(error.clone());
+        let code = error.close_code();
+        let reason = if code == CloseCode::INTERNAL_ERROR { String::new() } else { error.to_string() };
+        self.end(Some(CloseFrame::new(code, reason)), Cause::Protocol(error.clone()));
         error
+    }
+
+    /// Ends the connection without a completed closing handshake: queues `close` unless this end
+    /// sent a close frame already (or `close` is `None`), then sends and receives nothing more.
+    fn end(&mut self, close: Option<CloseFrame>, cause: Cause) {
+        let sent = match std::mem::replace(&mut self.phase, Phase::Open) {
+            Phase::Open => close.map(|frame| {
+                let frame = Some(frame);
+                self.queue_close(&frame);
+                frame
+            }),
+            Phase::Closing(sent) => Some(sent),
+            Phase::Closed(closure) => {
+                self.phase = Phase::Closed(closure);
+                return;
+            }
+        };
+        self.phase = Phase::Closed(Closure { sent, received: None, cause: Some(cause) });
     }
 
     // ---- sending ----
@@ -608,7 +750,7 @@ impl Connection {
     /// [`send_ping`](Self::send_ping), [`send_pong`](Self::send_pong), [`close`](Self::close).
     #[inline]
     pub fn send_frame(&mut self, frame: Frame) -> Result<(), SendError> {
-        if self.close_sent.is_some() {
+        if !matches!(self.phase, Phase::Open) {
             return Err(SendError::Closed);
         }
         match (frame.opcode, self.sending_fragmented) {
@@ -630,20 +772,27 @@ impl Connection {
         self.send_control(OpCode::Pong, payload.into())
     }
 
-    /// Starts (or completes) the closing handshake. Nothing may be sent after it.
+    /// Starts the closing handshake. Nothing may be sent after it. Refused once the connection
+    /// is closing or closed (a close frame was sent or received, the transport ended), for a code
+    /// that may not be sent, and for a reason over 123 bytes (a control frame's limit).
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
-        if self.close_sent.is_some() {
+        if !matches!(self.phase, Phase::Open) {
             return Err(SendError::Closed);
         }
         if !code.is_sendable() {
             return Err(SendError::InvalidCloseCode(code));
         }
-        self.write_close(Some(CloseFrame::new(code, reason)));
+        if reason.len() > MAX_CLOSE_REASON {
+            return Err(SendError::CloseReasonTooLong(reason.len()));
+        }
+        let frame = Some(CloseFrame::new(code, reason));
+        self.queue_close(&frame);
+        self.phase = Phase::Closing(frame);
         Ok(())
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
-        if self.close_sent.is_some() {
+        if !matches!(self.phase, Phase::Open) {
             return Err(SendError::Closed);
         }
         if payload.len() > 125 {
@@ -652,13 +801,13 @@ impl Connection {
         self.write_frame(Frame::new(opcode, payload, true))
     }
 
-    fn write_close(&mut self, frame: Option<CloseFrame>) {
+    /// Writes a close frame and starts the closing timeout; the caller moves the phase on.
+    fn queue_close(&mut self, frame: &Option<CloseFrame>) {
         let payload = frame.as_ref().map_or_else(Bytes::new, CloseFrame::encode);
         self.pending_pong = None;
         // A close frame is never transformed by extensions in a way that can fail.
         let _ = self.write_frame(Frame::new(OpCode::Close, payload, true));
-        self.close_sent = Some(frame);
-        self.state = if self.close_received.is_some() { State::Closed } else { State::Closing };
+        self.timers.start_close();
     }
 
     #[inline]

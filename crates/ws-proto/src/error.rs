@@ -101,6 +101,8 @@ pub enum SendError {
     Fragmentation,
     /// A close code that may not be sent (1005, 1006, 1015, unassigned ranges).
     InvalidCloseCode(CloseCode),
+    /// A close reason longer than 123 bytes (its length).
+    CloseReasonTooLong(usize),
     /// An extension failed to encode the frame.
     Extension(ExtensionError),
 }
@@ -112,6 +114,9 @@ impl fmt::Display for SendError {
             Self::ControlFrameTooLong => f.write_str("control frame payload longer than 125 bytes"),
             Self::Fragmentation => f.write_str("frame out of order for a fragmented message"),
             Self::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
+            Self::CloseReasonTooLong(len) => {
+                write!(f, "close reason of {len} bytes is longer than the 123 a close frame holds")
+            }
             Self::Extension(e) => write!(f, "{e}"),
         }
     }
