@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::header::{FrameHeader, HeaderParse};
-use crate::lifecycle::{Cause, Closure, Due, Phase, Timers};
+use crate::lifecycle::{Cause, CloseTimer, Closure, Due, Phase, Timers};
 use crate::mask::{MaskKeys, apply_mask, apply_mask_from};
 use crate::transmit::Transmit;
 use crate::utf8::Utf8Validator;
@@ -327,13 +327,16 @@ impl Connection {
     pub fn should_close_transport(&self) -> bool {
         match &self.phase {
             Phase::Closed(closure) => {
-                self.eof
-                    || self.role == Role::Server
-                    || closure.cause.is_some()
-                    || self.timers.close == crate::lifecycle::CloseTimer::Expired
+                self.eof || self.role == Role::Server || closure.cause.is_some() || self.closing_timed_out()
             }
             _ => self.eof,
         }
+    }
+
+    /// Whether the closing handshake's deadline (`close_timeout`) passed: a transport still
+    /// waiting for its last bytes to be written is then closed without them.
+    pub fn closing_timed_out(&self) -> bool {
+        self.timers.close == CloseTimer::Expired
     }
 
     /// The round-trip time of the latest keepalive ping answered.

@@ -9,38 +9,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use ws_extensions::ClientExtensionFactory;
 use ws_handshake::{ClientConfig, ClientHandshake};
-use ws_proto::{Connection, Role};
+use ws_proto::Role;
 
-use crate::core::Core;
-use crate::error::{Error, Result, Timeout};
-use crate::options::{Options, option_setters};
-use crate::socket::{ConnectionInfo, WebSocket};
-
-/// Which compression to negotiate by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Compression {
-    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default), with
-    /// context takeover: a busy connection owns its zlib streams (~210 KiB); a quiet one
-    /// releases them after `idle_release`, keeping only its compression history (a few KiB).
-    #[default]
-    Deflate,
-    /// permessage-deflate in the memory-lean mode (`ws_deflate::Memory::Shared`): no context
-    /// takeover, zlib streams shared per thread, a few hundred bytes per connection.
-    DeflateShared,
-}
-
-impl Compression {
-    pub(crate) fn memory(self) -> ws_deflate::Memory {
-        match self {
-            Self::Deflate => ws_deflate::Memory::Dedicated,
-            Self::DeflateShared => ws_deflate::Memory::Shared,
-        }
-    }
-}
+use crate::driver::{Driver, open, spawn};
+use crate::error::{Error, Result};
+use crate::info::ConnectionInfo;
+use crate::options::{Compression, Options, option_setters, with_timeout};
+use crate::socket::WebSocket;
 
 /// Connects to a `ws://` URI with the default settings: permessage-deflate offered, 10 s open
-/// timeout, keepalive pings every 20 s, 1 MiB message limit.
+/// timeout, keepalive pings every 20 s, 1 MiB message limit. The connection's [`Driver`] runs
+/// on a spawned task (as Python's connection runs on its event loop): pings are answered and
+/// keepalive runs whether or not the application reads.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), ws_tokio::Error> {
@@ -148,7 +128,8 @@ impl ClientBuilder {
         config
     }
 
-    /// Opens a TCP connection to the URI's host and runs the opening handshake over it.
+    /// Opens a TCP connection to the URI's host, runs the opening handshake over it, and
+    /// spawns the connection's [`Driver`].
     pub async fn connect(self, uri: &str) -> Result<WebSocket<TcpStream>> {
         let config = Arc::new(self.handshake_config());
         let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
@@ -164,11 +145,26 @@ impl ClientBuilder {
             let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
             self.run_handshake(stream, handshake, addrs).await
         };
-        with_timeout(self.options.open_timeout, open).await
+        let (ws, driver) = with_timeout(self.options.open_timeout, open).await?;
+        spawn(driver);
+        Ok(ws)
     }
 
-    /// Runs the opening handshake over a transport you opened (TLS, Unix socket, proxy tunnel).
+    /// Runs the opening handshake over a transport you opened (TLS, Unix socket, proxy tunnel)
+    /// and spawns the connection's [`Driver`].
     pub async fn connect_with<S>(self, uri: &str, stream: S) -> Result<WebSocket<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (ws, driver) = self.connect_with_driver(uri, stream).await?;
+        spawn(driver);
+        Ok(ws)
+    }
+
+    /// Like [`connect_with`](Self::connect_with), but hands the [`Driver`] to the caller, who
+    /// polls it (the connection does nothing until then): for transports that are not `Send`,
+    /// or to run the driver in a task of one's own.
+    pub async fn connect_with_driver<S>(self, uri: &str, stream: S) -> Result<(WebSocket<S>, Driver<S>)>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -182,7 +178,7 @@ impl ClientBuilder {
         mut stream: S,
         mut handshake: ClientHandshake,
         (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
-    ) -> Result<WebSocket<S>>
+    ) -> Result<(WebSocket<S>, Driver<S>)>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -205,22 +201,7 @@ impl ClientBuilder {
         info.remote_addr = remote_addr;
         info.set_handshake(handshake.request(), &accepted.response);
         info.subprotocol = accepted.subprotocol;
-        let proto =
-            Connection::new(Role::Client, self.options.proto_config()).with_extensions(accepted.extensions);
-        let core = Core::new(stream, proto, BytesMut::from(&accepted.leftover[..]), self.options.clone());
-        Ok(WebSocket::from_parts(core, info))
-    }
-}
-
-pub(crate) async fn with_timeout<T>(
-    timeout: Option<std::time::Duration>,
-    work: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    // Boxed: the handshake's state (buffers, parsed request, timers) is large and short-lived;
-    // inline, it would size every connection task for its whole life.
-    let work = Box::pin(work);
-    match timeout {
-        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::Timeout(Timeout::Open))?,
-        None => work.await,
+        let leftover = BytesMut::from(&accepted.leftover[..]);
+        Ok(open(stream, Role::Client, accepted.extensions, leftover, &self.options, info, None))
     }
 }

@@ -11,8 +11,8 @@ pub struct ConnectionClosed {
     pub code: CloseCode,
     /// The peer's close reason.
     pub reason: String,
-    /// Both close frames were exchanged and the code was 1000 or 1001 — Python `websockets`'
-    /// `ConnectionClosedOK`, as opposed to `ConnectionClosedError`.
+    /// Both close frames were exchanged and each carried 1000, 1001 or no code — Python
+    /// `websockets`' `ConnectionClosedOK`, as opposed to `ConnectionClosedError`.
     pub ok: bool,
 }
 
@@ -58,10 +58,13 @@ pub enum Error {
     Io(io::Error),
     /// The URI is not a `ws://` or `wss://` URI this build can connect to.
     InvalidUri(String),
+    /// A ping with the same payload is still waiting for its pong.
+    DuplicatePing,
 }
 
 impl Error {
-    /// Whether this is a normal closure (1000/1001 after a complete closing handshake).
+    /// Whether this is a normal closure: a complete closing handshake whose close frames each
+    /// carried 1000, 1001 or no code (see [`ConnectionClosed::ok`]).
     pub fn is_normal_closure(&self) -> bool {
         matches!(self, Self::Closed(ConnectionClosed { ok: true, .. }))
     }
@@ -80,6 +83,7 @@ impl fmt::Display for Error {
             Self::Timeout(Timeout::Close) => f.write_str("timed out during the closing handshake"),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
+            Self::DuplicatePing => f.write_str("a ping with this payload is already waiting for its pong"),
         }
     }
 }

@@ -27,17 +27,22 @@
 #![forbid(unsafe_code)]
 
 mod client;
-mod core;
+mod driver;
 mod error;
+mod info;
 mod options;
+mod pump;
+mod reading;
 mod server;
 mod socket;
 mod split;
 
-pub use client::{ClientBuilder, Compression, connect};
+pub use client::{ClientBuilder, connect};
+pub use driver::Driver;
 pub use error::{ConnectionClosed, Error, Result, Timeout};
-pub use options::Options;
-pub use server::{Acceptor, Server, ServerBuilder, serve};
-pub use socket::{ConnectionInfo, PongWaiter, Recv, SendMessage, WebSocket};
+pub use info::ConnectionInfo;
+pub use options::{Compression, Options};
+pub use server::{Acceptor, HandlerResult, Server, ServerBuilder, serve};
+pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
-pub use ws_proto::{Bytes, CloseCode, Message, Role, State, Utf8Bytes};
+pub use ws_proto::{Bytes, Cause, CloseCode, Closure, Message, Role, State, Utf8Bytes};

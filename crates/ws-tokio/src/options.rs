@@ -1,13 +1,38 @@
-//! Settings shared by clients and servers: timeouts and limits, with Python `websockets`' defaults.
+//! Settings shared by clients and servers: compression, timeouts and limits, with Python
+//! `websockets`' defaults.
 
 use std::time::Duration;
 
+use crate::error::{Error, Result, Timeout};
+
+/// Which compression to negotiate by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Compression {
+    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default), with
+    /// context takeover: a busy connection owns its zlib streams (~210 KiB); a quiet one
+    /// releases them after `idle_release`, keeping only its compression history (a few KiB).
+    #[default]
+    Deflate,
+    /// permessage-deflate in the memory-lean mode (`ws_deflate::Memory::Shared`): no context
+    /// takeover, zlib streams shared per thread, a few hundred bytes per connection.
+    DeflateShared,
+}
+
+impl Compression {
+    pub(crate) fn memory(self) -> ws_deflate::Memory {
+        match self {
+            Self::Deflate => ws_deflate::Memory::Dedicated,
+            Self::DeflateShared => ws_deflate::Memory::Shared,
+        }
+    }
+}
+
 /// Timeouts and limits of a connection. The defaults are Python `websockets`' own.
 ///
-/// There is no `max_queue`: reading is demand-driven. The transport is read only when the
-/// application asks for the next message, so at most one read buffer (16 KiB, or one frame)
-/// of unread messages is ever held, and a peer that sends faster than the application reads
-/// meets TCP backpressure — Python's `max_queue` set as low as it goes.
+/// The connection is driven whether or not the application reads: pings are answered,
+/// keepalive runs and the closing handshake advances while the application only sends, or
+/// waits on something else entirely.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Options {
@@ -21,6 +46,15 @@ pub struct Options {
     pub ping_timeout: Option<Duration>,
     /// How long the closing handshake may take (default 10 s).
     pub close_timeout: Option<Duration>,
+    /// How many received messages wait for the application before the connection stops
+    /// reading from the transport (default 16; reading resumes once a quarter of that is left).
+    /// The peer then meets TCP backpressure, and its pings go unanswered too: an application
+    /// that never reads from a peer that keeps sending is closed by the peer's keepalive, as
+    /// with Python `websockets`. Memory per connection is bounded by about
+    /// `max_queue` × `max_size` plus one read (see `docs/security.md`). `None` never stops
+    /// reading: memory then grows with whatever the peer sends — don't, unless the application
+    /// reads as fast as any peer can send.
+    pub max_queue: Option<usize>,
     /// The largest message accepted, after decompression (default 1 MiB; `None`: unlimited).
     /// Larger messages close the connection with 1009.
     pub max_size: Option<usize>,
@@ -48,6 +82,7 @@ impl Default for Options {
             ping_interval: Some(Duration::from_secs(20)),
             ping_timeout: Some(Duration::from_secs(20)),
             close_timeout: Some(Duration::from_secs(10)),
+            max_queue: Some(16),
             max_size: Some(1 << 20),
             max_frame_size: None,
             write_limit: (32 * 1024, 8 * 1024),
@@ -60,7 +95,25 @@ impl Options {
     pub(crate) fn proto_config(&self) -> ws_proto::Config {
         // Stored deflate blocks add 5 bytes per 16 KiB; a small window can cost a little more.
         let frame = self.max_frame_size.or(self.max_size.map(|max| max.saturating_add(max / 64 + 1024)));
-        ws_proto::Config::default().with_max_message_size(self.max_size).with_max_frame_size(frame)
+        ws_proto::Config::default()
+            .with_max_message_size(self.max_size)
+            .with_max_frame_size(frame)
+            .with_keepalive(self.ping_interval, self.ping_timeout)
+            .with_close_timeout(self.close_timeout)
+    }
+}
+
+/// Runs `work` (an opening handshake) within `timeout`.
+pub(crate) async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    work: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    // Boxed: the handshake's state (buffers, parsed request, timers) is large and short-lived;
+    // inline, it would size every connection task for its whole life.
+    let work = Box::pin(work);
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, work).await.map_err(|_| Error::Timeout(Timeout::Open))?,
+        None => work.await,
     }
 }
 
@@ -88,6 +141,12 @@ macro_rules! option_setters {
         /// Sets `close_timeout` (see [`Options::close_timeout`](crate::Options::close_timeout)).
         pub fn close_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
             self.options.close_timeout = timeout;
+            self
+        }
+
+        /// Sets `max_queue` (see [`Options::max_queue`](crate::Options::max_queue)).
+        pub fn max_queue(mut self, max: Option<usize>) -> Self {
+            self.options.max_queue = max;
             self
         }
 

@@ -1,28 +1,37 @@
 //! `serve()`: the server side, with graceful shutdown.
 
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 use ws_extensions::ServerExtensionFactory;
 use ws_handshake::{ProcessRequest, ProcessResponse, SelectSubprotocol, ServerConfig, ServerHandshake};
-use ws_proto::{Connection, Role};
+use ws_proto::{CloseCode, Role};
 
-use crate::client::{Compression, with_timeout};
-use crate::core::{Core, ShutdownSignal};
+use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
-use crate::options::{Options, option_setters};
-use crate::socket::{ConnectionInfo, WebSocket};
+use crate::info::ConnectionInfo;
+use crate::options::{Compression, Options, option_setters, with_timeout};
+use crate::socket::WebSocket;
 
 /// Serves WebSocket connections on `addr` with the default settings (permessage-deflate
 /// accepted, 10 s open timeout, keepalive, 1 MiB limit), running `handler` for each.
 ///
-/// When the handler returns, the connection is closed (1000) if it is still open.
+/// The connection is driven alongside the handler, in the same task: pings are answered and
+/// keepalive runs whether or not the handler reads. When the handler returns, a connection
+/// still open is closed with 1000; when it returns an error or panics, with 1011 (Python
+/// `websockets` does the same); what was queued is written out either way.
 ///
 /// ```no_run
 /// # async fn demo() -> std::io::Result<()> {
@@ -43,7 +52,8 @@ use crate::socket::{ConnectionInfo, WebSocket};
 pub async fn serve<H, F>(handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
 where
     H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
-    F: Future<Output = ()> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: HandlerResult,
 {
     ServerBuilder::new().serve(handler, addr).await
 }
@@ -159,7 +169,8 @@ impl ServerBuilder {
     pub async fn serve<H, F>(self, handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
     where
         H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
-        F: Future<Output = ()> + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: HandlerResult,
     {
         let listener = TcpListener::bind(addr).await?;
         Ok(self.serve_listener(handler, listener))
@@ -169,7 +180,8 @@ impl ServerBuilder {
     pub fn serve_listener<H, F>(self, handler: H, listener: TcpListener) -> Server
     where
         H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
-        F: Future<Output = ()> + Send + 'static,
+        F: Future + Send + 'static,
+        F::Output: HandlerResult,
     {
         let acceptor = self.build();
         let local_addr = listener.local_addr().ok();
@@ -199,17 +211,10 @@ impl ServerBuilder {
                     // state too, but the timeout around it still costs about 490 bytes inline.
                     let connection = async move {
                         let _ = stream.set_nodelay(true);
-                        // Bound in one statement, so that neither the handshake's result nor
-                        // `ws` keep room in the task next to the handler's future.
-                        let (serving, id) = match Box::pin(acceptor.accept_tcp(stream, shutdown)).await {
-                            Ok(ws) => {
-                                let id = ws.id();
-                                (handler(ws), id)
-                            }
-                            Err(e) => return tracing::debug!(error = %e, "opening handshake failed"),
-                        };
-                        serving.await;
-                        tracing::debug!(id, "handler done");
+                        match Box::pin(acceptor.accept_tcp(stream, shutdown)).await {
+                            Ok((ws, driver)) => serve_connection(ws, driver, &*handler).await,
+                            Err(e) => tracing::debug!(error = %e, "opening handshake failed"),
+                        }
                     };
                     tracker.spawn(tracing::Instrument::instrument(connection, span));
                 }
@@ -228,16 +233,32 @@ pub struct Acceptor {
 }
 
 impl Acceptor {
-    /// Reads the opening handshake from `stream` and answers it, within `open_timeout`. A
-    /// refused handshake gets its HTTP error response and [`Error::Rejected`].
+    /// Reads the opening handshake from `stream` and answers it, within `open_timeout`, then
+    /// runs the connection's driver on a spawned task. A refused handshake gets its HTTP error
+    /// response and [`Error::Rejected`].
     pub async fn accept<S>(&self, stream: S) -> Result<WebSocket<S>>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (ws, driver) = self.accept_with_driver(stream).await?;
+        spawn(driver);
+        Ok(ws)
+    }
+
+    /// Like [`accept`](Self::accept), but hands the [`Driver`] to the caller, who polls it (the
+    /// connection does nothing until then), e.g. alongside the handler in the same task.
+    pub async fn accept_with_driver<S>(&self, stream: S) -> Result<(WebSocket<S>, Driver<S>)>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         with_timeout(self.options.open_timeout, self.handshake(stream, (None, None), None)).await
     }
 
-    async fn accept_tcp(&self, stream: TcpStream, shutdown: ShutdownSignal) -> Result<WebSocket<TcpStream>> {
+    async fn accept_tcp(
+        &self,
+        stream: TcpStream,
+        shutdown: ShutdownSignal,
+    ) -> Result<(WebSocket<TcpStream>, Driver<TcpStream>)> {
         let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
         with_timeout(self.options.open_timeout, self.handshake(stream, addrs, Some(shutdown))).await
     }
@@ -247,7 +268,7 @@ impl Acceptor {
         mut stream: S,
         (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
         shutdown: Option<ShutdownSignal>,
-    ) -> Result<WebSocket<S>>
+    ) -> Result<(WebSocket<S>, Driver<S>)>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -284,13 +305,9 @@ impl Acceptor {
         info.remote_addr = remote_addr;
         info.set_handshake(&request, &accepted.response);
         info.subprotocol = accepted.subprotocol;
-        let proto =
-            Connection::new(Role::Server, self.options.proto_config()).with_extensions(accepted.extensions);
-        let mut core = Core::new(stream, proto, BytesMut::from(&accepted.leftover[..]), self.options.clone());
-        if let Some(signal) = shutdown {
-            core.on_shutdown(signal);
-        }
-        Ok(WebSocket::from_parts(core, info))
+        let leftover = BytesMut::from(&accepted.leftover[..]);
+        let shutdown = shutdown.map(Shutdown::new);
+        Ok(open(stream, Role::Server, accepted.extensions, leftover, &self.options, info, shutdown))
     }
 }
 
@@ -328,5 +345,132 @@ impl Server {
     /// Serves until the process ends (or the accept loop stops).
     pub async fn serve_forever(self) {
         let _ = self.accept_task.await;
+    }
+}
+
+/// What a handler returns: `()`, or a `Result` whose error closes the connection with 1011
+/// (and is logged) instead of 1000.
+pub trait HandlerResult {
+    /// The error the handler ended with, if any.
+    fn into_error(self) -> Option<Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl HandlerResult for () {
+    fn into_error(self) -> Option<Box<dyn std::error::Error + Send + Sync>> {
+        None
+    }
+}
+
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> HandlerResult for std::result::Result<(), E> {
+    fn into_error(self) -> Option<Box<dyn std::error::Error + Send + Sync>> {
+        self.err().map(Into::into)
+    }
+}
+
+/// Runs a handler and its connection's driver in one task: the driver first (it reads what
+/// arrived and writes what is queued), then the handler, and again while the handler asks for
+/// it. When the handler ends, an open connection closes (1000, or 1011 after an error or a
+/// panic) and the driver runs until the transport is closed.
+async fn serve_connection<S, H, F>(ws: WebSocket<S>, mut driver: Driver<S>, handler: &H)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Fn(WebSocket<S>) -> F,
+    F: Future,
+    F::Output: HandlerResult,
+{
+    let id = ws.id();
+    // This task closes the connection itself, with the code the handler's outcome calls for.
+    let _held = driver.handle();
+    driver.lock().set_same_task();
+    let mut handler = pin!(handler(ws));
+    let mut running = true;
+    poll_fn(|cx| {
+        loop {
+            let driven = Pin::new(&mut driver).poll(cx);
+            if running {
+                // A panic is caught here, per poll, so that the connection still closes (1011).
+                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)));
+                let outcome = match polled {
+                    Ok(Poll::Pending) => None,
+                    Ok(Poll::Ready(result)) => Some(Ok(result)),
+                    Err(panic) => Some(Err(panic)),
+                };
+                if let Some(outcome) = outcome {
+                    running = false;
+                    let code = match outcome.map(HandlerResult::into_error) {
+                        Ok(None) => CloseCode::NORMAL,
+                        Ok(Some(e)) => {
+                            tracing::warn!(id, error = %e, "handler failed");
+                            CloseCode::INTERNAL_ERROR
+                        }
+                        Err(_) => {
+                            tracing::error!(id, "handler panicked");
+                            CloseCode::INTERNAL_ERROR
+                        }
+                    };
+                    tracing::debug!(id, %code, "handler done");
+                    driver.lock().close_after_handler(code);
+                    continue;
+                }
+            }
+            if driven.is_ready() && !running {
+                return Poll::Ready(());
+            }
+            if !driver.lock().take_rewake() {
+                return Poll::Pending;
+            }
+        }
+    })
+    .await;
+}
+
+/// A server's shutdown signal, shared by all its connections: a cancellation token, and a flag
+/// set just before it is cancelled. The token's own checks take a lock shared by every
+/// connection; the flag is read without one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ShutdownSignal {
+    token: CancellationToken,
+    fired: Arc<AtomicBool>,
+}
+
+impl ShutdownSignal {
+    /// Tells every connection (and the accept loop) to stop.
+    pub(crate) fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+/// A connection's wait for its server's shutdown.
+pub(crate) struct Shutdown {
+    signal: ShutdownSignal,
+    wait: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker the wait is registered with: the wait is polled again only when the signal
+    /// fired or the waker changed, not on every round of the driver.
+    registered: Option<Waker>,
+}
+
+impl Shutdown {
+    pub(crate) fn new(signal: ShutdownSignal) -> Self {
+        let wait = Box::pin(signal.token.clone().cancelled_owned());
+        Self { signal, wait, registered: None }
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let registered = self.registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if registered && !self.signal.fired.load(Ordering::Acquire) {
+            return Poll::Pending;
+        }
+        self.registered = Some(cx.waker().clone());
+        self.wait.as_mut().poll(cx)
+    }
+
+    /// The driver's waker changed: register the new one at the next poll.
+    pub(crate) fn forget_waker(&mut self) {
+        self.registered = None;
     }
 }

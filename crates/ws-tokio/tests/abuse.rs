@@ -263,7 +263,8 @@ async fn slow_readers_are_bounded_and_dropped_by_keepalive() {
             .unwrap();
         assert!(matches!(error, Error::Timeout(_)), "{error:?}");
         assert!(sent < 200, "{sent} messages of 64 KiB went out to a client that never reads");
-        assert!(elapsed >= interval + timeout, "{elapsed:?}");
+        // Keepalive counts from the opening handshake, a little before the handler's clock.
+        assert!(elapsed + Duration::from_millis(50) >= interval + timeout, "{elapsed:?}");
     }
     println!("slow readers: all {SLOW} dropped by keepalive within {deadline:?}");
     drop(slow);

@@ -57,13 +57,14 @@ async fn bursts_larger_than_the_first_read_room_are_read_whole() {
     // 16 KiB and more per burst: over the first read's room (16 KiB).
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let reads = Arc::new(AtomicUsize::new(0));
-    let server = WebSocket::from_upgraded(
+    let (server, driver) = WebSocket::from_upgraded(
         CountingReads { io: server_io, reads: reads.clone() },
         Role::Server,
         Vec::new(),
         BytesMut::new(),
         Options::default(),
     );
+    tokio::spawn(driver);
     tokio::spawn(async move {
         let mut ws = server;
         while let Ok(message) = ws.recv().await {

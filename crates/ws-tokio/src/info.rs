@@ -1,0 +1,105 @@
+//! What is known of a connection once its opening handshake is done.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use ws_proto::Extension;
+
+/// What is known of a connection once its opening handshake is done.
+///
+/// The handshake request and response are kept as their HTTP heads (a few hundred bytes) and
+/// parsed into `http` types the first time they are asked for, which would otherwise cost a
+/// few kilobytes per connection for something most applications never look at.
+#[derive(Debug)]
+pub struct ConnectionInfo {
+    pub(crate) id: u64,
+    pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) remote_addr: Option<SocketAddr>,
+    request: Head<http::Request<()>>,
+    response: Head<http::Response<()>>,
+    pub(crate) subprotocol: Option<String>,
+    pub(crate) extensions: Vec<String>,
+}
+
+/// An HTTP head as bytes, parsed on first use.
+#[derive(Debug, Default)]
+struct Head<T> {
+    bytes: Bytes,
+    /// Boxed: most connections never parse, and the `http` types are large.
+    parsed: OnceLock<Option<Box<T>>>,
+}
+
+impl<T> Head<T> {
+    fn get(&self, parse: impl FnOnce(&Bytes) -> Option<T>) -> Option<&T> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        self.parsed.get_or_init(|| parse(&self.bytes).map(Box::new)).as_deref()
+    }
+}
+
+/// The head `write` produces, in an allocation of its exact size.
+fn head_bytes(write: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    write(&mut out);
+    Bytes::copy_from_slice(&out)
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl ConnectionInfo {
+    pub(crate) fn new(extensions: &[Box<dyn Extension>]) -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            local_addr: None,
+            remote_addr: None,
+            request: Head::default(),
+            response: Head::default(),
+            subprotocol: None,
+            extensions: extensions.iter().map(|e| e.name().to_owned()).collect(),
+        }
+    }
+
+    /// Keeps the handshake request and response.
+    pub(crate) fn set_handshake(&mut self, request: &http::Request<()>, response: &http::Response<()>) {
+        self.request.bytes = head_bytes(|out| ws_handshake::write_request_head(request, out));
+        self.response.bytes = head_bytes(|out| ws_handshake::write_response_head(response, out));
+    }
+
+    /// A process-unique connection id (for logs).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The local address, for TCP connections.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    /// The peer's address, for TCP connections.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The opening handshake request (header names in lower case).
+    pub fn request(&self) -> Option<&http::Request<()>> {
+        self.request.get(ws_handshake::parse_request_head)
+    }
+
+    /// The opening handshake response (header names in lower case).
+    pub fn response(&self) -> Option<&http::Response<()>> {
+        self.response.get(ws_handshake::parse_response_head)
+    }
+
+    /// The negotiated subprotocol.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.subprotocol.as_deref()
+    }
+
+    /// The names of the negotiated extensions, in order.
+    pub fn extensions(&self) -> &[String] {
+        &self.extensions
+    }
+}

@@ -1,0 +1,698 @@
+//! The pump: a `ws_proto::Connection` driven over an `AsyncRead + AsyncWrite`.
+//!
+//! The [`Driver`](crate::Driver) polls it whether or not the application reads: it reads what
+//! arrives into a queue of messages (up to `max_queue`, then TCP backpressure), writes out what
+//! the protocol queued (pongs, close replies, keepalive pings), hands the protocol the time when
+//! a deadline passes, and closes the transport when the protocol says so. The application's
+//! handles take messages from the queue and queue frames; they write inline when that saves a
+//! wake-up, always registering the driver's waker with the transport.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
+use ws_proto::{Cause, CloseCode, Connection, Event, Frame, Message, SendError, State};
+
+use crate::error::{ConnectionClosed, Error, Result, Timeout};
+use crate::options::Options;
+use crate::reading::ReadBuffer;
+use crate::server::Shutdown;
+
+/// At most this many segments go to one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// A ping sent by the application, resolved when its pong (or a later one) arrives.
+struct PendingPing {
+    payload: Bytes,
+    sent: Instant,
+    done: oneshot::Sender<Result<Duration>>,
+}
+
+/// Frees the connection's spare memory once it has been quiet for `after`.
+///
+/// Armed when a read finds nothing to do, and only if there was traffic since the last
+/// release: a busy connection re-arms it about once per `after`, not once per message.
+struct IdleRelease {
+    after: Duration,
+    deadline: Option<Instant>,
+    /// Bytes came in or a message went out since the deadline was set (or memory released).
+    traffic: bool,
+}
+
+/// Who is waiting for what.
+struct Wakers {
+    /// The driver's: registered with the transport and the timer by every poll, whoever polls.
+    driver: Waker,
+    /// The application waiting for a message (or the end).
+    recv: Option<Waker>,
+    /// The application waiting for room in the write buffer, a flush, or the end.
+    send: Option<Waker>,
+    /// The driver's caller polls the application right after the driver, in the same task
+    /// (`serve`): wakes between the two are then not needed, and `rewake` asks for another round.
+    same_task: bool,
+    rewake: bool,
+}
+
+pub(crate) struct Pump<S> {
+    io: S,
+    proto: Connection,
+    read: ReadBuffer,
+    /// Received messages the application has not taken yet.
+    messages: VecDeque<Message>,
+    /// `max_queue`: reading stops at `high` queued messages and resumes at `low`.
+    queue_limit: Option<(usize, usize)>,
+    /// Reading stopped at the high mark.
+    paused: bool,
+    /// The application took a message since the output was last written: its replies are
+    /// written together once it has taken them all.
+    answering: bool,
+    /// `Options::write_limit`: high and low water marks.
+    write_limit: (usize, usize),
+    /// The one timer: the earliest of the protocol's deadlines and the idle release.
+    sleep: Pin<Box<Sleep>>,
+    sleep_at: Option<Instant>,
+    /// `sleep` was polled with the driver's current waker since it was last reset.
+    sleep_registered: bool,
+    idle: Option<IdleRelease>,
+    pings: VecDeque<PendingPing>,
+    ping_counter: u32,
+    latency: Duration,
+    keepalive_latency: Option<Duration>,
+    shutdown: Option<Shutdown>,
+    wakers: Wakers,
+    /// Application handles alive; when the last goes, an open connection closes with 1000.
+    handles: usize,
+    /// The transport failed: nothing more can be written.
+    broken: bool,
+    /// End of file was read.
+    read_closed: bool,
+    /// The transport is finished with: shut down, broken, or given up at a timeout.
+    done: bool,
+    /// Set where `S`'s bounds are known, so that `Drop` (which has none) can close politely.
+    drop_hook: fn(&mut Self),
+}
+
+impl<S> Drop for Pump<S> {
+    fn drop(&mut self) {
+        (self.drop_hook)(self);
+    }
+}
+
+impl<S> Pump<S> {
+    pub(crate) fn proto(&self) -> &Connection {
+        &self.proto
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        self.latency
+    }
+
+    pub(crate) fn add_handle(&mut self) {
+        self.handles += 1;
+    }
+
+    /// The driver's caller polls the application right after it, in the same task.
+    pub(crate) fn set_same_task(&mut self) {
+        self.wakers.same_task = true;
+    }
+
+    /// Whether the application asked the driver for another round (same task only).
+    pub(crate) fn take_rewake(&mut self) -> bool {
+        std::mem::take(&mut self.wakers.rewake)
+    }
+
+    /// One application handle went away; after the last, an open connection closes with 1000.
+    pub(crate) fn drop_handle(&mut self) {
+        self.handles = self.handles.saturating_sub(1);
+        if self.handles == 0 && self.proto.state() == State::Open {
+            let _ = self.proto.close(CloseCode::NORMAL, "");
+            let cx = Context::from_waker(Waker::noop());
+            self.wake_driver(&cx);
+        }
+    }
+
+    /// The handler of a served connection returned (or failed): an open connection closes.
+    pub(crate) fn close_after_handler(&mut self, code: CloseCode) {
+        if self.proto.state() == State::Open {
+            let _ = self.proto.close(code, "");
+        }
+    }
+
+    /// Asks the driver to run: the application changed something it acts on.
+    fn wake_driver(&mut self, cx: &Context<'_>) {
+        if self.wakers.same_task && self.wakers.driver.will_wake(cx.waker()) {
+            self.wakers.rewake = true;
+        } else {
+            self.wakers.driver.wake_by_ref();
+        }
+    }
+
+    /// Wakes the application waiting in `slot`, unless the driver's caller polls it next anyway.
+    fn wake_app(slot: &mut Option<Waker>, driver: &Waker, same_task: bool) {
+        if let Some(waker) = slot.take() {
+            if !(same_task && waker.will_wake(driver)) {
+                waker.wake();
+            }
+        }
+    }
+
+    /// The error every call gets once the connection is closing or closed: the same each time.
+    pub(crate) fn closed_error(&self) -> Error {
+        let Some(closure) = self.proto.closure() else {
+            // This end sent its close frame; the peer's has not come.
+            return Error::Closed(ConnectionClosed {
+                code: CloseCode::ABNORMAL,
+                reason: String::new(),
+                ok: false,
+            });
+        };
+        match &closure.cause {
+            Some(Cause::Protocol(e)) => Error::Protocol(e.clone()),
+            Some(Cause::KeepaliveTimeout) => Error::Timeout(Timeout::Keepalive),
+            Some(Cause::CloseTimeout) => Error::Timeout(Timeout::Close),
+            _ => Error::Closed(ConnectionClosed {
+                code: closure.code(),
+                reason: closure.reason().to_owned(),
+                ok: closure.is_ok(),
+            }),
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
+    pub(crate) fn new(io: S, proto: Connection, leftover: BytesMut, options: &Options) -> Self {
+        let mut pump = Self {
+            io,
+            proto,
+            read: ReadBuffer::new(leftover),
+            messages: VecDeque::new(),
+            queue_limit: options.max_queue.map(|high| (high.max(1), high / 4)),
+            paused: false,
+            answering: false,
+            write_limit: options.write_limit,
+            sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+            sleep_at: None,
+            sleep_registered: false,
+            idle: options.idle_release.map(|after| IdleRelease { after, deadline: None, traffic: false }),
+            pings: VecDeque::new(),
+            ping_counter: 0,
+            latency: Duration::ZERO,
+            keepalive_latency: None,
+            shutdown: None,
+            wakers: Wakers {
+                driver: Waker::noop().clone(),
+                recv: None,
+                send: None,
+                same_task: false,
+                rewake: false,
+            },
+            handles: 0,
+            broken: false,
+            read_closed: false,
+            done: false,
+            drop_hook: Self::close_on_drop,
+        };
+        pump.proto.handle_timeout(Instant::now().into_std());
+        if !pump.read.buf.is_empty() {
+            // Frames the peer pipelined behind its handshake.
+            pump.receive_buffered();
+        }
+        pump
+    }
+
+    /// Closes with 1001 when the server shuts down.
+    pub(crate) fn on_shutdown(&mut self, shutdown: Shutdown) {
+        self.shutdown = Some(shutdown);
+    }
+
+    /// Dropped before the transport was finished: queue a 1000 close frame and write what the
+    /// socket takes right now. Best effort: the driver normally finishes the closing handshake.
+    fn close_on_drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let _ = self.proto.close(CloseCode::NORMAL, "");
+        let mut cx = Context::from_waker(Waker::noop());
+        let _ = self.poll_write_out(&mut cx);
+        let _ = Pin::new(&mut self.io).poll_shutdown(&mut cx);
+    }
+
+    // ---- the pump ----
+
+    /// Drives the connection: timers, output, input, until the transport is finished (`Ready`).
+    pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        if !self.wakers.driver.will_wake(cx.waker()) {
+            self.wakers.driver = cx.waker().clone();
+            self.sleep_registered = false;
+            if let Some(shutdown) = &mut self.shutdown {
+                shutdown.forget_waker();
+            }
+        }
+        let queued = self.messages.len();
+        loop {
+            self.poll_timers(cx);
+            if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
+                self.lost(e);
+            }
+            if self.proto.should_close_transport() || self.broken {
+                if self.proto.wants_write() && !self.broken && !self.proto.closing_timed_out() {
+                    // The last frames go out first (the close timer bounds the wait).
+                    break;
+                }
+                if !self.broken {
+                    let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                }
+                self.finish();
+                return Poll::Ready(());
+            }
+            if !self.should_read() {
+                break;
+            }
+            match self.read.poll_read(&mut self.io, cx) {
+                Poll::Pending => {
+                    if self.arm_idle_release() {
+                        self.poll_timers(cx);
+                    }
+                    break;
+                }
+                Poll::Ready(Ok(0)) => {
+                    self.read_closed = true;
+                    self.proto.receive_eof();
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.receive_buffered();
+                    self.read.learn(n);
+                }
+                Poll::Ready(Err(e)) => self.lost(e),
+            }
+        }
+        self.wake_app_if_ready(queued);
+        Poll::Pending
+    }
+
+    /// Whether to read now: not after end of file, not while the peer leaves our output unread,
+    /// and not while `max_queue` messages wait
+    /// (unless this end is closing: then the peer's close frame must get through, and messages
+    /// beyond the limit are dropped).
+    fn should_read(&mut self) -> bool {
+        if self.read_closed {
+            return false;
+        }
+        if self.buffered() > self.write_limit.0 {
+            // The peer does not read what we send: stop reading from it too (pongs and close
+            // replies would only pile up), until it does.
+            return false;
+        }
+        let Some((high, low)) = self.queue_limit else { return true };
+        if self.proto.state() != State::Open {
+            return true;
+        }
+        let queued = self.messages.len();
+        if self.paused && queued <= low {
+            self.paused = false;
+        } else if !self.paused && queued >= high {
+            self.paused = true;
+        }
+        !self.paused
+    }
+
+    fn receive_buffered(&mut self) {
+        if let Some(idle) = &mut self.idle {
+            idle.traffic = true;
+        }
+        if let Err(e) = self.proto.receive(&mut self.read.buf) {
+            tracing::debug!(error = %e, code = %e.close_code(), "failing the connection");
+        }
+        while let Some(event) = self.proto.next_event() {
+            match event {
+                Event::Message(message) => {
+                    let over = self.queue_limit.is_some_and(|(high, _)| self.messages.len() >= high);
+                    if over && self.proto.state() == State::Closing {
+                        tracing::debug!("closing: message beyond max_queue dropped");
+                    } else {
+                        self.messages.push_back(message);
+                    }
+                }
+                Event::Pong(payload) => self.on_pong(&payload),
+                Event::Close(frame) => tracing::debug!(?frame, "close frame received"),
+                _ => {} // pings: answered by the protocol
+            }
+        }
+    }
+
+    fn on_pong(&mut self, payload: &[u8]) {
+        // A pong answers its ping and every earlier one (RFC 6455 §5.5.3).
+        let Some(at) = self.pings.iter().position(|p| p.payload[..] == *payload) else { return };
+        let now = Instant::now();
+        for ping in self.pings.drain(..=at) {
+            self.latency = now - ping.sent;
+            let _ = ping.done.send(Ok(self.latency));
+        }
+    }
+
+    /// The transport failed (reset, broken pipe): the connection is closed abnormally (1006).
+    fn lost(&mut self, e: std::io::Error) {
+        tracing::debug!(error = %e, "transport lost");
+        self.broken = true;
+        self.proto.receive_eof();
+    }
+
+    /// The transport is finished with: tell everyone waiting.
+    fn finish(&mut self) {
+        self.done = true;
+        self.messages.shrink_to_fit();
+        // Pending pings never get their pong: their waiters see the end.
+        for ping in std::mem::take(&mut self.pings) {
+            let _ = ping.done.send(Err(self.closed_error()));
+        }
+        self.read.release();
+        self.wake_all();
+        tracing::debug!(code = ?self.proto.close_code(), "connection closed");
+    }
+
+    fn wake_all(&mut self) {
+        let (driver, same_task) = (&self.wakers.driver, self.wakers.same_task);
+        Self::wake_app(&mut self.wakers.recv, driver, same_task);
+        Self::wake_app(&mut self.wakers.send, driver, same_task);
+    }
+
+    /// After a round of the driver: wakes a reader that has messages now, a writer that has room.
+    fn wake_app_if_ready(&mut self, queued_before: usize) {
+        let (driver, same_task) = (&self.wakers.driver, self.wakers.same_task);
+        if self.messages.len() > queued_before || self.proto.state() != State::Open {
+            Self::wake_app(&mut self.wakers.recv, driver, same_task);
+        }
+        if self.buffered() <= self.write_limit.1 || self.proto.state() == State::Closed {
+            Self::wake_app(&mut self.wakers.send, driver, same_task);
+        }
+    }
+
+    // ---- time ----
+
+    /// Runs the one timer: the protocol's deadlines (keepalive, closing timeout), the idle
+    /// release and the server's shutdown.
+    fn poll_timers(&mut self, cx: &mut Context<'_>) {
+        if let Some(shutdown) = &mut self.shutdown {
+            if shutdown.poll(cx).is_ready() {
+                self.shutdown = None;
+                if self.proto.state() == State::Open {
+                    tracing::debug!("server shutting down: closing with 1001");
+                    let _ = self.proto.close(CloseCode::GOING_AWAY, "server shutting down");
+                }
+            }
+        }
+        // Each deadline handled moves the next one on; the bound only guards against a bug
+        // turning into a busy loop.
+        for _ in 0..16 {
+            let next = self.next_deadline();
+            if next != self.sleep_at {
+                self.sleep_at = next;
+                self.sleep_registered = false;
+                if let Some(at) = next {
+                    self.sleep.as_mut().reset(at);
+                }
+            }
+            if next.is_none() || (self.sleep_registered && !self.sleep.is_elapsed()) {
+                return;
+            }
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                self.sleep_registered = true;
+                return;
+            }
+            self.on_deadline(Instant::now());
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let proto = self.proto.poll_timeout().map(Instant::from_std);
+        let idle = self.idle.as_ref().and_then(|i| i.deadline);
+        match (proto, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_deadline(&mut self, now: Instant) {
+        self.proto.handle_timeout(now.into_std());
+        if let Some(latency) = self.proto.latency() {
+            if self.keepalive_latency != Some(latency) {
+                self.keepalive_latency = Some(latency);
+                self.latency = latency;
+            }
+        }
+        let Some(idle) = &mut self.idle else { return };
+        if idle.deadline.is_some_and(|at| at <= now) {
+            idle.deadline = None;
+            if idle.traffic {
+                // Busy since the deadline was set: wait a whole quiet period again.
+                idle.traffic = false;
+                idle.deadline = Some(now + idle.after);
+            } else if self.proto.state() == State::Open {
+                tracing::trace!("idle: releasing buffers and extension state");
+                self.read.release();
+                if self.messages.is_empty() {
+                    self.messages = VecDeque::new();
+                }
+                self.proto.release_memory();
+            }
+        }
+    }
+
+    /// Starts the idle release deadline, unless it runs or nothing happened since the last
+    /// release; returns whether it started.
+    fn arm_idle_release(&mut self) -> bool {
+        let Some(idle) = &mut self.idle else { return false };
+        if idle.deadline.is_some() || !idle.traffic {
+            return false;
+        }
+        idle.traffic = false;
+        idle.deadline = Some(Instant::now() + idle.after);
+        true
+    }
+
+    // ---- writing ----
+
+    fn buffered(&self) -> usize {
+        self.proto.pending_output()
+    }
+
+    /// Writes out everything queued, registering the driver's waker with the transport.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if self.broken {
+            return Poll::Ready(Ok(()));
+        }
+        let mut wrote = false;
+        while self.proto.wants_write() {
+            ready!(self.poll_write_some(cx))?;
+            wrote = true;
+        }
+        if wrote {
+            self.answering = false;
+            ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_write_some(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let out = self.proto.transmit();
+        if !out.has_remaining() {
+            return Poll::Ready(Ok(()));
+        }
+        let n = if self.io.is_write_vectored() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = out.chunks_vectored(&mut slices);
+            if count == 1 {
+                // One segment (a burst of small frames): a plain write (`send` on a socket)
+                // skips the kernel's iovec import.
+                ready!(Pin::new(&mut self.io).poll_write(cx, &slices[0]))?
+            } else {
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..count]))?
+            }
+        } else {
+            ready!(Pin::new(&mut self.io).poll_write(cx, out.chunk()))?
+        };
+        if n == 0 {
+            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+        }
+        out.advance(n);
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes from the application's side, with the driver's waker: whoever polls, the driver
+    /// hears when the transport has room again.
+    fn write_inline(&mut self) {
+        if !self.proto.wants_write() {
+            return;
+        }
+        // Borrowed out for the write (a clone would touch the waker's reference count).
+        let waker = std::mem::replace(&mut self.wakers.driver, Waker::noop().clone());
+        let result = self.poll_write_out(&mut Context::from_waker(&waker));
+        self.wakers.driver = waker;
+        if let Poll::Ready(Err(e)) = result {
+            self.lost(e);
+            self.wakers.driver.wake_by_ref();
+        }
+    }
+
+    // ---- the application's side ----
+
+    /// The next message; after the end, the error that says how the connection ended.
+    #[inline]
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
+        if let Some(message) = self.messages.pop_front() {
+            self.answering = true;
+            if self.paused && self.queue_limit.is_some_and(|(_, low)| self.messages.len() <= low) {
+                self.wake_driver(cx);
+            }
+            return Poll::Ready(Ok(message));
+        }
+        if self.done {
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        if !self.wakers.recv.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.wakers.recv = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// Whether a frame can be queued without waiting (the write buffer is under its high mark).
+    #[inline]
+    pub(crate) fn has_write_room(&self) -> bool {
+        self.buffered() <= self.write_limit.0
+    }
+
+    /// Ready when the write buffer is under its high water mark (or drained to the low one).
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.has_write_room() {
+            return Poll::Ready(Ok(()));
+        }
+        if self.done || self.proto.state() == State::Closed {
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        self.write_inline();
+        if self.buffered() <= self.write_limit.1 {
+            return Poll::Ready(Ok(()));
+        }
+        // The peer does not read. It does not answer pings either: keepalive (then
+        // `close_timeout`, as the close frame cannot be written) ends the connection, and the
+        // driver wakes this sender with the error.
+        self.wakers.send = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Queues one data frame and writes it, unless the application is still answering a burst
+    /// of received messages: their replies then go out together, in one write.
+    #[inline]
+    pub(crate) fn send(&mut self, frame: Frame, cx: &Context<'_>) -> Result<()> {
+        self.queue(frame)?;
+        if self.messages.is_empty() || !self.answering {
+            self.write_inline();
+        } else {
+            // Written when the burst is answered, or by the driver if the application turns
+            // to something else first.
+            self.wake_driver(cx);
+        }
+        Ok(())
+    }
+
+    /// Queues one data frame, to be written at the next flush.
+    #[inline]
+    pub(crate) fn queue(&mut self, frame: Frame) -> Result<()> {
+        if let Some(idle) = &mut self.idle {
+            idle.traffic = true;
+        }
+        match self.proto.send_frame(frame) {
+            Ok(()) => Ok(()),
+            Err(SendError::Closed) => Err(self.closed_error()),
+            Err(e) => Err(Error::Send(e)),
+        }
+    }
+
+    /// Writes everything queued; ready once it is written.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        self.write_inline();
+        if !self.proto.wants_write() {
+            return Poll::Ready(Ok(()));
+        }
+        if self.done || self.broken {
+            return Poll::Ready(Err(self.closed_error()));
+        }
+        self.wakers.send = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub(crate) fn ping(
+        &mut self,
+        payload: Option<Bytes>,
+        cx: &Context<'_>,
+    ) -> Result<oneshot::Receiver<Result<Duration>>> {
+        let payload = payload.unwrap_or_else(|| {
+            self.ping_counter = self.ping_counter.wrapping_add(1);
+            Bytes::copy_from_slice(&[b"app-".as_slice(), &self.ping_counter.to_be_bytes()].concat())
+        });
+        if self.pings.iter().any(|p| p.payload == payload) {
+            return Err(Error::DuplicatePing);
+        }
+        self.send_control(|proto| proto.send_ping(payload.clone()), cx)?;
+        let (done, wait) = oneshot::channel();
+        self.pings.push_back(PendingPing { payload, sent: Instant::now(), done });
+        Ok(wait)
+    }
+
+    pub(crate) fn pong(&mut self, payload: Bytes, cx: &Context<'_>) -> Result<()> {
+        self.send_control(|proto| proto.send_pong(payload), cx)
+    }
+
+    fn send_control(
+        &mut self,
+        send: impl FnOnce(&mut Connection) -> std::result::Result<(), SendError>,
+        cx: &Context<'_>,
+    ) -> Result<()> {
+        match send(&mut self.proto) {
+            Ok(()) => {}
+            Err(SendError::Closed) => return Err(self.closed_error()),
+            Err(e) => return Err(Error::Send(e)),
+        }
+        self.write_inline();
+        if self.proto.wants_write() {
+            self.wake_driver(cx);
+        }
+        Ok(())
+    }
+
+    /// Starts the closing handshake (once) and waits until the driver has finished the
+    /// transport, up to `close_timeout`. Messages that arrived stay queued for a reader.
+    pub(crate) fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Poll<Result<()>> {
+        match self.proto.close(code, reason) {
+            Ok(()) => {
+                self.write_inline();
+                // The driver starts the closing timer.
+                self.wake_driver(cx);
+            }
+            Err(SendError::Closed) => {} // closing or closed already
+            Err(e) => return Poll::Ready(Err(Error::Send(e))),
+        }
+        if self.done {
+            return Poll::Ready(match self.closed_error() {
+                Error::Closed(_) => Ok(()),
+                e => Err(e),
+            });
+        }
+        self.wakers.send = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
