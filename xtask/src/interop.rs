@@ -1,6 +1,7 @@
 //! `cargo xtask interop`: our examples against Python `websockets` 17 and Node `ws` 8,
-//! over a permessage-deflate parameter matrix, and headless Chromium's own WebSocket
-//! client against our `echo_server`.
+//! over a permessage-deflate parameter matrix, headless Chromium's own WebSocket client
+//! against our `echo_server`, and connection-lifecycle scenarios (keepalive, closing)
+//! against our `push_server` and `echo_server`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ setup.sh with apt-get when missing) runs a test page against our `echo_server`,
 with and without permessage-deflate (`chromium-client -> rust-server [plain|deflate]`).
 If Chromium cannot be installed (not root / no apt-get), those runs are skipped with a
 WARNING, or fail with WS_CI_REQUIRE_BROWSER=1.
+Last, the lifecycle runs (`lifecycle: …`, tests-interop/{python,node}/lifecycle.*): pings,
+keepalive and the closing handshake against our `push_server` (a handler that never
+receives), and 200 send-then-close connections against our `echo_server`.
 
   --peers-only    only Python <-> Node (proves the harness without Rust examples)
   --require-rust  fail if a Rust example is missing (default: skip it, with a warning)
@@ -127,12 +131,36 @@ fn chromium_runs(cfg: &Config, server: Impl) -> bool {
     server == Impl::Rust && matches!(cfg.name, "plain" | "deflate")
 }
 
+/// A connection-lifecycle scenario: a peer's `lifecycle` script against one of our servers,
+/// which is started for it alone (a fresh process: no state from other runs).
+struct Lifecycle {
+    client: Impl,
+    /// First argument of tests-interop/python/lifecycle.py or node/lifecycle.js.
+    scenario: &'static str,
+    /// Our example that serves it.
+    server: &'static str,
+}
+
+/// While they pass: ~5.5 s per keepalive run (a fixed 5 s window), well under 1 s for the rounds.
+const LIFECYCLE: &[Lifecycle] = &[
+    Lifecycle { client: Impl::Python, scenario: "keepalive-push", server: "push_server" },
+    Lifecycle { client: Impl::Node, scenario: "keepalive-ping", server: "push_server" },
+    Lifecycle { client: Impl::Python, scenario: "send-close-rounds", server: "echo_server" },
+];
+
+impl Lifecycle {
+    fn name(&self) -> String {
+        format!("lifecycle: {} {} -> rust {}", self.client.name(), self.scenario, self.server)
+    }
+}
+
 struct Env {
     venv_python: PathBuf,
     node_path: PathBuf,
     dir: PathBuf,
     echo_server: Option<PathBuf>,
     interop_client: Option<PathBuf>,
+    push_server: Option<PathBuf>,
     /// The Chromium binary, once tests-interop/browser/setup.sh found or installed it.
     chromium: Option<PathBuf>,
 }
@@ -168,6 +196,15 @@ impl Env {
         };
         c.current_dir(util::root());
         c
+    }
+
+    /// One of our server examples, if it was built.
+    fn rust_server(&self, example: &str) -> Option<&Path> {
+        match example {
+            "echo_server" => self.echo_server.as_deref(),
+            "push_server" => self.push_server.as_deref(),
+            _ => None,
+        }
     }
 
     fn client_cmd(&self, imp: Impl, uri: &str, cfg: &Config) -> Command {
@@ -243,6 +280,7 @@ pub fn run(args: &[String]) -> Result {
         dir: out.unwrap_or_else(|| meta.target_dir.join("interop")),
         echo_server: None,
         interop_client: None,
+        push_server: None,
         chromium: None,
     };
     util::fresh_dir(&env.dir)?;
@@ -250,7 +288,7 @@ pub fn run(args: &[String]) -> Result {
     let mut skipped = vec![];
     if !peers_only {
         let mut build = vec![];
-        for ex in ["echo_server", "interop_client"] {
+        for ex in ["echo_server", "interop_client", "push_server"] {
             if meta.has_example(ex) {
                 build.push(ex);
             } else if require_rust {
@@ -266,6 +304,9 @@ pub fn run(args: &[String]) -> Result {
         }
         if build.contains(&"interop_client") {
             env.interop_client = Some(meta.example_bin("interop_client"));
+        }
+        if build.contains(&"push_server") {
+            env.push_server = Some(meta.example_bin("push_server"));
         }
         if !build.is_empty() {
             say(format!("interop: built {} ({})", build.join(", "), fmt_dur(t.elapsed())));
@@ -339,11 +380,29 @@ pub fn run(args: &[String]) -> Result {
         }
     }
 
+    // After the matrix: these are slower (seconds of waiting each), and a failure here is
+    // about the connection's lifecycle, not the codec.
+    let lifecycle_start = Instant::now();
+    let mut lifecycle_runs = 0;
+    for lc in LIFECYCLE {
+        let name = lc.name();
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        // Missing examples were reported (or refused) above.
+        let Some(bin) = env.rust_server(lc.server) else { continue };
+        let t = Instant::now();
+        let (ok, detail) = run_lifecycle(&env, lc, bin);
+        outcomes.push(Outcome { name, ok, detail, elapsed: t.elapsed() });
+        lifecycle_runs += 1;
+    }
+    let lifecycle_time = lifecycle_start.elapsed();
+
     say("");
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok).collect();
     for o in &outcomes {
         say(format!(
-            "{:<4} {:<52} {:>7}  {}",
+            "{:<4} {:<56} {:>7}  {}",
             if o.ok { "ok" } else { "FAIL" },
             o.name,
             fmt_dur(o.elapsed),
@@ -360,6 +419,9 @@ pub fn run(args: &[String]) -> Result {
             fmt_dur(browser_setup),
             fmt_dur(total + browser_setup)
         ));
+    }
+    if lifecycle_runs > 0 {
+        say(format!("interop: lifecycle: {lifecycle_runs} run(s) took {}", fmt_dur(lifecycle_time)));
     }
     if let Some(note) = &browser_note {
         say(note);
@@ -467,26 +529,79 @@ fn run_server(env: &Env, cfg: &Config, server: Impl, clients: &[Impl]) -> Vec<Ou
 
 fn run_client(env: &Env, client: Impl, uri: &str, cfg: &Config, log: &Path) -> (bool, String) {
     let mut cmd = env.client_cmd(client, uri, cfg);
-    let mut child = match Spawned::spawn(&format!("{}-client", client.name()), &mut cmd, log) {
-        Ok(c) => c,
-        Err(e) => return (false, e),
-    };
-    let status = match child.wait_timeout(Duration::from_secs(90), Duration::from_secs(3600), || {}) {
-        Ok(Some(s)) => s,
-        Ok(None) => return (false, format!("client timed out; see {}", log.display())),
-        Err(e) => return (false, e),
+    match run_summary_client(&format!("{}-client", client.name()), &mut cmd, log, Duration::from_secs(90)) {
+        Ok(v) => {
+            let ext = v["extensions"].as_str().filter(|e| !e.is_empty()).unwrap_or("-").to_owned();
+            (true, format!("ext: {ext}"))
+        }
+        Err(e) => (false, e),
+    }
+}
+
+/// Runs a client to its end (killed after `timeout`) and reads the JSON summary it prints
+/// last (`{"ok": …, "failures": […], …}`): the summary if it passed (exit 0 and `ok`), else
+/// why not.
+fn run_summary_client(name: &str, cmd: &mut Command, log: &Path, timeout: Duration) -> Result<Value> {
+    let mut child = Spawned::spawn(name, cmd, log)?;
+    let status = match child.wait_timeout(timeout, Duration::from_secs(3600), || {})? {
+        Some(s) => s,
+        None => return Err(format!("client timed out; see {}", log.display())),
     };
     let text = fs::read_to_string(log).unwrap_or_default();
     let summary =
         text.lines().rev().find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object));
     match summary {
-        Some(v) if status.success() && v["ok"] == true => {
-            let ext = v["extensions"].as_str().filter(|e| !e.is_empty()).unwrap_or("-").to_owned();
-            (true, format!("ext: {ext}"))
-        }
-        Some(v) => (false, format!("{status}: {}", v["failures"])),
-        None => (false, format!("{status}, no JSON summary: {}", util::tail(log, 3))),
+        Some(v) if status.success() && v["ok"] == true => Ok(v),
+        Some(v) => Err(format!("{status}: {}", v["failures"])),
+        None => Err(format!("{status}, no JSON summary: {}", util::tail(log, 3))),
     }
+}
+
+/// One lifecycle scenario against a fresh server process on a free port.
+fn run_lifecycle(env: &Env, lc: &Lifecycle, server_bin: &Path) -> (bool, String) {
+    let tag = format!("lifecycle-{}-{}", lc.client.name(), lc.scenario);
+    let port = match util::free_port() {
+        Ok(p) => p,
+        Err(e) => return (false, e),
+    };
+    let mut server = Command::new(server_bin);
+    server.arg(format!("127.0.0.1:{port}")).current_dir(util::root());
+    let slog = env.dir.join(format!("{tag}-{}.log", lc.server));
+    let mut srv = match Spawned::spawn(lc.server, &mut server, &slog) {
+        Ok(s) => s,
+        Err(e) => return (false, e),
+    };
+    if let Err(e) = util::wait_port(port, &mut srv, Duration::from_secs(30)) {
+        return (false, e);
+    }
+    let mut client = match lc.client {
+        Impl::Python => {
+            let mut c = Command::new(&env.venv_python);
+            c.arg(Env::peer_dir().join("python/lifecycle.py"));
+            c
+        }
+        Impl::Node => {
+            let mut c = Command::new("node");
+            c.arg(Env::peer_dir().join("node/lifecycle.js")).env("NODE_PATH", &env.node_path);
+            c
+        }
+        Impl::Rust | Impl::Chromium => unreachable!("lifecycle clients are the peers"),
+    };
+    client.args([lc.scenario, "--uri", &format!("ws://127.0.0.1:{port}/")]).current_dir(util::root());
+    let clog = env.dir.join(format!("{tag}.log"));
+    let client_name = format!("{}-lifecycle", lc.client.name());
+    let (mut ok, mut detail) =
+        match run_summary_client(&client_name, &mut client, &clog, Duration::from_secs(60)) {
+            Ok(v) => (true, v["note"].as_str().unwrap_or_default().to_owned()),
+            Err(e) => (false, e),
+        };
+    // Our server must outlive every connection: an exit is a failure even if the client passed.
+    if let Ok(Some(s)) = srv.try_wait() {
+        ok = false;
+        detail += &format!("; {} exited ({s}), see {}", lc.server, slog.display());
+    }
+    srv.kill();
+    (ok, detail)
 }
 
 fn check_server_saw_close(log: &Path, nth: usize) -> Result {
