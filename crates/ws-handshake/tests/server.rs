@@ -335,6 +335,43 @@ fn process_request_hook() {
     assert!(server.accept(&req, None).is_ok());
 }
 
+/// The header names of a rejection, sorted.
+fn header_names(r: &Rejection) -> Vec<String> {
+    let mut names: Vec<String> = r.response().headers().keys().map(|n| n.to_string()).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn every_rejection_carries_date_and_server() {
+    let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+    let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let config = Arc::new(with(ServerConfig::default(), |c| c.limits.max_header_bytes = 1024));
+    // Refused while reading (malformed, over a limit), and again on the next call.
+    let mut read_stage = Vec::new();
+    for request in [&b"NOT HTTP\r\n\r\n"[..], &[b'a'; 2000]] {
+        let mut server = ServerHandshake::new(config.clone());
+        read_stage.push(server.receive_at(request, Some(now)).unwrap_err());
+        read_stage.push(server.receive_at(b"more", Some(now)).unwrap_err());
+    }
+    // Refused by the checks after reading.
+    let mut server = ServerHandshake::new(config.clone());
+    let request = server.receive_at(&with_header(CHROME_REQUEST, "Host", None), Some(now)).unwrap().unwrap();
+    let checked = server.accept(&request, Some(now)).unwrap_err();
+    for r in &read_stage {
+        let h = r.response().headers();
+        assert_eq!(h["date"], date, "{r}");
+        assert_eq!(h["server"], ws_handshake::SERVER, "{r}");
+        assert_eq!(header_names(r), header_names(&checked), "{r}");
+    }
+    assert_eq!(header_names(&checked), ["connection", "content-length", "content-type", "date", "server"]);
+    // `receive` has no clock: no Date, everything else the same.
+    let r = ServerHandshake::new(config).receive(b"NOT HTTP\r\n\r\n").unwrap_err();
+    assert!(r.response().headers().get("date").is_none());
+    assert_eq!(r.response().headers()["server"], ws_handshake::SERVER);
+}
+
 #[test]
 fn process_response_hook() {
     let hook: ws_handshake::ProcessResponse = Arc::new(|_, resp| {
