@@ -119,7 +119,8 @@ impl fmt::Debug for ClientAccepted {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// The URI is not a usable `ws://` or `wss://` URI.
+    /// The URI is not a usable `ws://` or `wss://` URI: another scheme, no host, a port that is
+    /// not 1-65535, a fragment, a user name without a password... The message says which.
     InvalidUri(String),
     /// A configured header (or origin, user agent, subprotocol, credentials) cannot be sent.
     InvalidHeader {
@@ -449,9 +450,19 @@ type ParsedUri = (Target, Uri, String, Option<(String, String)>);
 /// Splits a `ws://` / `wss://` URI into the target, the request-target, the `Host` value and
 /// the percent-decoded userinfo.
 fn parse_uri(uri: &str) -> Result<ParsedUri, ClientError> {
-    let bad = |why: &str| ClientError::InvalidUri(format!("{uri:?}: {why}"));
+    let bad = |why: &str| ClientError::InvalidUri(format!("{:?}: {why}", redact_password(uri)));
     if uri.contains('#') {
-        return Err(bad("fragments are not allowed"));
+        // RFC 6455 §3: fragments MUST NOT be used; a literal '#' must be written %23.
+        return Err(bad("fragments are not allowed (write a literal # as %23)"));
+    }
+    // `http` reports `ws://` as "empty string", `ws:///x` as "invalid format" and `ws://u:p@/`
+    // as "invalid authority": say what is missing.
+    if let Some((_, rest)) = uri.split_once("://") {
+        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, host_port)| host_port);
+        if host_port.is_empty() || host_port.starts_with(':') {
+            return Err(bad("missing host"));
+        }
     }
     let parsed: Uri = uri.parse().map_err(|e| bad(&format!("{e}")))?;
     let secure = match parsed.scheme_str() {
@@ -465,16 +476,42 @@ fn parse_uri(uri: &str) -> Result<ParsedUri, ClientError> {
     if host.is_empty() {
         return Err(bad("missing host"));
     }
+    let (userinfo, host_port) = match authority.as_str().rsplit_once('@') {
+        Some((info, host_port)) => (Some(info), host_port),
+        None => (None, authority.as_str()),
+    };
+    let host_name = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(literal) => {
+            // Brackets hold an IPv6 address (an RFC 6874 zone, `%25eth0`, may follow): anything
+            // else would be looked up as a host name.
+            let address = literal.split_once("%25").map_or(literal, |(address, _)| address);
+            if address.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad(&format!("{host} is not an IPv6 address")));
+            }
+            literal
+        }
+        None => host,
+    };
     let default_port = if secure { 443 } else { 80 };
-    let port = authority.port_u16().unwrap_or(default_port);
+    // `Authority::port_u16` is `None` for a port it cannot parse, which would mean "no port":
+    // read it here so that a bad one is an error.
+    let port = match host_port.strip_prefix(host) {
+        // RFC 3986 §3.2.3: an empty port is the scheme's default.
+        Some("" | ":") => default_port,
+        Some(text) => match text.strip_prefix(':') {
+            Some(digits) => parse_port(digits).map_err(|why| bad(&why))?,
+            None => return Err(bad(&format!("unexpected {text:?} after the host"))),
+        },
+        None => return Err(bad("invalid authority")),
+    };
     let host_header = if port == default_port { host.to_owned() } else { format!("{host}:{port}") };
-    let userinfo = match authority.as_str().rsplit_once('@') {
-        Some((info, _)) => {
-            let (user, pass) = info.split_once(':').unwrap_or((info, ""));
-            Some((
-                percent_decode(user).ok_or_else(|| bad("bad userinfo"))?,
-                percent_decode(pass).ok_or_else(|| bad("bad userinfo"))?,
-            ))
+    let userinfo = match userinfo {
+        // As in Python `websockets`: Basic credentials need both parts (`user:` for none).
+        Some("") => return Err(bad("empty userinfo before @")),
+        Some(info) => {
+            let (user, pass) = info.split_once(':').ok_or_else(|| bad("user name without password"))?;
+            let decode = |s| percent_decode(s).ok_or_else(|| bad("invalid percent-encoding in userinfo"));
+            Some((decode(user)?, decode(pass)?))
         }
         None => None,
     };
@@ -484,8 +521,34 @@ fn parse_uri(uri: &str) -> Result<ParsedUri, ClientError> {
         Some(pq) => pq.to_owned(),
     };
     let request_uri: Uri = target.parse().map_err(|e| bad(&format!("{e}")))?;
-    let host_name = host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    Ok((Target { host: host_name, port, secure }, request_uri, host_header, userinfo))
+    Ok((Target { host: host_name.to_owned(), port, secure }, request_uri, host_header, userinfo))
+}
+
+/// A destination port: decimal digits only (RFC 3986 §3.2.3; `u16::from_str` would also take
+/// `+80`), 1 to 65535.
+fn parse_port(digits: &str) -> Result<u16, String> {
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("invalid port {digits:?}: not a number"));
+    }
+    match digits.parse::<u16>() {
+        Ok(0) => Err("invalid port 0: cannot connect to port 0".to_owned()),
+        Ok(port) => Ok(port),
+        Err(_) => Err(format!("invalid port {digits}: out of range 1-65535")),
+    }
+}
+
+/// `uri` with the password in its userinfo replaced by `***`, for error messages (which end up
+/// in logs).
+fn redact_password(uri: &str) -> std::borrow::Cow<'_, str> {
+    let start = uri.find("://").map_or(0, |i| i + 3);
+    let end = uri[start..].find(['/', '?', '#']).map_or(uri.len(), |i| start + i);
+    let Some(at) = uri[start..end].rfind('@').map(|i| start + i) else {
+        return uri.into();
+    };
+    match uri[start..at].find(':').map(|i| start + i) {
+        Some(colon) => format!("{}***{}", &uri[..=colon], &uri[at..]).into(),
+        None => uri.into(),
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -494,9 +557,9 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            // Two hex digits exactly: `from_str_radix` alone would also take "+1".
+            let [hi, lo] = *bytes.get(i + 1..i + 3)? else { return None };
+            out.push(hex_value(hi)? << 4 | hex_value(lo)?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -504,6 +567,10 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).map(|d| d as u8)
 }
 
 /// Parses a complete response head into an `http::Response` sharing `head`'s memory.

@@ -10,13 +10,14 @@
 //!   feed what you read to [`ClientHandshake::receive`] until it returns [`ClientAccepted`] →
 //!   hand its `extensions` and `leftover` bytes to the WebSocket connection. A non-101 answer is
 //!   [`ClientError::Rejected`] with the whole response (follow a 3xx, authenticate on a 401).
-//! * **Server**: [`ServerHandshake::new`] → feed what you read to [`ServerHandshake::receive`]
-//!   until it returns the request → [`ServerHandshake::accept`] → write the
-//!   [`Accepted::response`] and hand over `extensions` and `leftover`, or write the
-//!   [`Rejection`]'s response and close.
+//! * **Server**: [`ServerHandshake::new`] → feed what you read to
+//!   [`ServerHandshake::receive_at`] until it returns the request → [`ServerHandshake::accept`]
+//!   → write the [`Accepted::response`] and hand over `extensions` and `leftover`, or write the
+//!   [`Rejection`]'s response and close. Both take the time for the `Date` header.
 //!
 //! ```
 //! use std::sync::Arc;
+//! use std::time::SystemTime;
 //! use ws_handshake::{ClientConfig, ClientHandshake, ServerConfig, ServerHandshake};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,14 +38,14 @@
 //!     let (chunk, rest) = wire.split_at(wire.len().min(10));
 //!     let chunk = chunk.to_vec();
 //!     wire = rest.to_vec();
-//!     if let Some(request) = server.receive(&chunk)? {
+//!     if let Some(request) = server.receive_at(&chunk, Some(SystemTime::now()))? {
 //!         // The rest of this read belongs to the WebSocket stream.
-//!         server.receive(&wire)?;
+//!         server.receive_at(&wire, Some(SystemTime::now()))?;
 //!         break request;
 //!     }
 //! };
 //! assert_eq!(request.uri().path(), "/chat");
-//! let accepted = server.accept(&request, Some(std::time::SystemTime::now()))?;
+//! let accepted = server.accept(&request, Some(SystemTime::now()))?;
 //! assert_eq!(accepted.subprotocol.as_deref(), Some("chat"));
 //! assert_eq!(&accepted.leftover[..], b"\x81\x85frame");
 //!

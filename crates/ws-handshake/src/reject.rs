@@ -119,8 +119,13 @@ impl Rejection {
         Self(Box::new(Inner { response: plain_text(status, format!("{text}\n")), reason: None }))
     }
 
-    /// Wraps a response built elsewhere, e.g. by a hook.
-    pub fn from_response(response: Response<Bytes>) -> Self {
+    /// Wraps a response built elsewhere, e.g. by a hook, completing its framing: the
+    /// connection closes after it, so it gets `Connection: close`, and `Content-Length` from
+    /// the body (not for 1xx, 204 and 304 responses, nor beside `Transfer-Encoding`). Headers
+    /// already set are kept. [`ServerConfig::accept`](crate::ServerConfig::accept) also adds
+    /// `Server` and `Date` to the responses of its hooks.
+    pub fn from_response(mut response: Response<Bytes>) -> Self {
+        complete_framing(&mut response);
         Self(Box::new(Inner { response, reason: None }))
     }
 
@@ -141,7 +146,8 @@ impl Rejection {
         Self(Box::new(Inner { response, reason: Some(reason) }))
     }
 
-    /// Adds `Server` and `Date` unless already present.
+    /// Adds `Server` and `Date` unless already present. Every rejection the server sends goes
+    /// through here, so that all carry the same headers.
     pub(crate) fn finish(mut self, server: Option<&HeaderValue>, now: Option<SystemTime>) -> Self {
         let headers = self.0.response.headers_mut();
         if let Some(server) = server {
@@ -197,10 +203,29 @@ impl std::error::Error for Rejection {
 fn plain_text(status: StatusCode, body: String) -> Response<Bytes> {
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    complete_framing(&mut response);
+    response
+}
+
+/// Lets the client find the end of a response sent before closing: without `Content-Length`
+/// (or chunking) it can only wait for the close ("no chunk, no close, no size"). Keeps what the
+/// response already says, e.g. the `Content-Length` of a `HEAD` answer.
+fn complete_framing(response: &mut Response<Bytes>) {
+    let status = response.status();
     let len = response.body().len();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    // RFC 9110 §8.6: no Content-Length on 1xx and 204, nor one that is not the resource's on
+    // 304; RFC 9112 §6.2: never beside Transfer-Encoding.
+    let bodiless =
+        status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    if !bodiless
+        && !headers.contains_key(header::CONTENT_LENGTH)
+        && !headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    headers.entry(header::CONNECTION).or_insert_with(|| HeaderValue::from_static("close"));
 }

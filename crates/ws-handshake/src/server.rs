@@ -132,10 +132,9 @@ impl ServerConfig {
     /// tests). Use this directly when another HTTP stack parsed the request; otherwise
     /// [`ServerHandshake::accept`] also returns the leftover bytes.
     pub fn accept(&self, request: &Request<()>, now: Option<SystemTime>) -> Result<Accepted, Rejection> {
-        let server = self.server_header.as_ref();
         if let Some(hook) = &self.process_request {
             if let Some(response) = hook(request) {
-                return Err(Rejection::from_response(response).finish(server, now));
+                return Err(self.finish(Rejection::from_response(response), now));
             }
         }
         self.upgrade(request, now)
@@ -147,7 +146,12 @@ impl ServerConfig {
                 }
                 Ok(accepted)
             })
-            .map_err(|r| r.finish(server, now))
+            .map_err(|r| self.finish(r, now))
+    }
+
+    /// The headers every rejection carries, whichever path produced it.
+    fn finish(&self, rejection: Rejection, now: Option<SystemTime>) -> Rejection {
+        rejection.finish(self.server_header.as_ref(), now)
     }
 
     fn upgrade(&self, request: &Request<()>, now: Option<SystemTime>) -> Result<Accepted, Rejection> {
@@ -270,8 +274,8 @@ pub(crate) fn date_value(now: SystemTime) -> HeaderValue {
 
 /// Reads one handshake request from a connection, without I/O.
 ///
-/// Call order: [`receive`](Self::receive) with bytes as they are read until it returns the
-/// request, then [`accept`](Self::accept); write the [`Accepted::response`] or the
+/// Call order: [`receive_at`](Self::receive_at) with bytes as they are read until it returns
+/// the request, then [`accept`](Self::accept); write the [`Accepted::response`] or the
 /// [`Rejection`] response. After a rejection, close the connection.
 #[derive(Debug)]
 pub struct ServerHandshake {
@@ -299,12 +303,19 @@ impl ServerHandshake {
     /// incomplete, then the request. A request over a limit or malformed is rejected at once and
     /// nothing more is buffered; every later call returns the same rejection. Bytes fed after
     /// the request was returned are appended to the leftover.
-    pub fn receive(&mut self, data: &[u8]) -> Result<Option<Request<()>>, Rejection> {
+    ///
+    /// `now` sets the `Date` header of a rejection, as in [`accept`](Self::accept) (`None` omits
+    /// it, for deterministic tests).
+    pub fn receive_at(
+        &mut self,
+        data: &[u8],
+        now: Option<SystemTime>,
+    ) -> Result<Option<Request<()>>, Rejection> {
         match &mut self.state {
             State::Reading => {}
             State::Failed(reason) => {
                 let reason = reason.clone();
-                return Err(self.reject(reason));
+                return Err(self.reject(reason, now));
             }
             State::Received { leftover } => {
                 let mut buf = Vec::with_capacity(leftover.len() + data.len());
@@ -318,7 +329,7 @@ impl ServerHandshake {
         let head_len = match self.reader.push(data) {
             Ok(Some(n)) => n,
             Ok(None) => return Ok(None),
-            Err(limit) => return Err(self.fail(RejectReason::Limit(limit))),
+            Err(limit) => return Err(self.fail(RejectReason::Limit(limit), now)),
         };
         let count = self.reader.header_count();
         let all = self.reader.take();
@@ -328,11 +339,17 @@ impl ServerHandshake {
                 self.state = State::Received { leftover: all.slice(head_len..) };
                 Ok(Some(request))
             }
-            Err(reason) => Err(self.fail(reason)),
+            Err(reason) => Err(self.fail(reason, now)),
         }
     }
 
-    /// Decides on the request [`receive`](Self::receive) returned (see
+    /// [`receive_at`](Self::receive_at) without a clock: a rejection has no `Date` header.
+    /// Servers should pass the time to `receive_at`, as they do to [`accept`](Self::accept).
+    pub fn receive(&mut self, data: &[u8]) -> Result<Option<Request<()>>, Rejection> {
+        self.receive_at(data, None)
+    }
+
+    /// Decides on the request [`receive_at`](Self::receive_at) returned (see
     /// [`ServerConfig::accept`]); the result carries the leftover bytes.
     pub fn accept(&mut self, request: &Request<()>, now: Option<SystemTime>) -> Result<Accepted, Rejection> {
         let leftover = match std::mem::replace(&mut self.state, State::Done) {
@@ -350,17 +367,16 @@ impl ServerHandshake {
         self.reader.buffered()
     }
 
-    fn fail(&mut self, reason: RejectReason) -> Rejection {
+    fn fail(&mut self, reason: RejectReason, now: Option<SystemTime>) -> Rejection {
         self.state = State::Failed(reason.clone());
-        self.reject(reason)
+        self.reject(reason, now)
     }
 
-    fn reject(&self, reason: RejectReason) -> Rejection {
-        Rejection::from_reason(reason).finish(self.config.server_header.as_ref(), None)
+    fn reject(&self, reason: RejectReason, now: Option<SystemTime>) -> Rejection {
+        self.config.finish(Rejection::from_reason(reason), now)
     }
 }
 
-/// Parses a complete request head into an `http::Request` sharing `head`'s memory.
 /// Parses a request head that was accepted before (e.g. one kept by [`write_request_head`]):
 /// `None` if it is not a well-formed HTTP/1.1 request head. The header values share `head`'s
 /// memory.

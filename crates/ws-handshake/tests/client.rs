@@ -83,6 +83,81 @@ fn uris() {
     }
 }
 
+fn uri_error(uri: &str) -> String {
+    match ClientHandshake::new(uri, Arc::new(ClientConfig::default())) {
+        Err(e @ ClientError::InvalidUri(_)) => e.to_string(),
+        Err(e) => panic!("{uri}: not InvalidUri: {e}"),
+        Ok(c) => panic!("{uri}: accepted, target {:?}", c.target()),
+    }
+}
+
+#[test]
+fn bad_ports_are_errors_not_port_80() {
+    let cases = [
+        ("ws://127.0.0.1:99999/", "invalid port 99999: out of range 1-65535"),
+        ("ws://example.com:65536/", "invalid port 65536: out of range"),
+        ("ws://example.com:abc/", "invalid port \"abc\": not a number"),
+        ("wss://example.com:+443/", "invalid port \"+443\": not a number"),
+        ("ws://example.com:-1/", "invalid port \"-1\": not a number"),
+        ("ws://example.com:0/", "invalid port 0"),
+        ("ws://[::1]:99999/", "invalid port 99999"),
+        ("ws://[::1]x/", "unexpected \"x\" after the host"),
+    ];
+    for (uri, why) in cases {
+        let e = uri_error(uri);
+        assert!(e.starts_with(&format!("invalid WebSocket URI: {uri:?}: ")), "{e}");
+        assert!(e.contains(why), "{uri}: {e}");
+    }
+    // Leading zeros are digits; an empty port is the default (RFC 3986 §3.2.3).
+    let c = client("ws://example.com:08080/", Arc::new(ClientConfig::default()));
+    assert_eq!(c.target().port, 8080);
+    assert_eq!(c.request().headers()["host"], "example.com:8080");
+    let c = client("wss://example.com:/", Arc::new(ClientConfig::default()));
+    assert_eq!(c.target().port, 443);
+    assert_eq!(c.request().headers()["host"], "example.com");
+    let c = client("ws://h:65535", Arc::new(ClientConfig::default()));
+    assert_eq!(c.target().port, 65535);
+}
+
+#[test]
+fn uri_edge_cases() {
+    for uri in
+        ["ws://", "wss://", "ws:///chat", "ws://?x=1", "ws://:8765/", "ws://alice:pw@/", "ws://u:p@:80/"]
+    {
+        let e = uri_error(uri);
+        assert!(e.ends_with(": missing host"), "{uri}: {e}");
+    }
+    // RFC 6455 §3: no fragments, not even an empty one.
+    for uri in ["ws://example.com/#frag", "ws://example.com/chat#", "ws://example.com#x"] {
+        assert!(uri_error(uri).contains("fragments are not allowed"), "{uri}");
+    }
+    // Brackets hold IPv6 addresses only; anything else would be looked up in DNS.
+    assert!(uri_error("ws://[zzz]/").contains("[zzz] is not an IPv6 address"));
+    assert!(uri_error("ws://[v1.x]/").contains("not an IPv6 address"));
+    let c = client("ws://[::1]:8765/chat", Arc::new(ClientConfig::default()));
+    assert_eq!((c.target().host.as_str(), c.target().port), ("::1", 8765));
+    assert_eq!(c.request().headers()["host"], "[::1]:8765");
+    let c = client("wss://[2001:db8::1]/", Arc::new(ClientConfig::default()));
+    assert_eq!((c.target().host.as_str(), c.target().port), ("2001:db8::1", 443));
+    assert_eq!(c.request().headers()["host"], "[2001:db8::1]");
+    let c = client("ws://[fe80::1%25eth0]:9/", Arc::new(ClientConfig::default()));
+    assert_eq!(c.target().host, "fe80::1%25eth0");
+    // Userinfo: Basic credentials need a password part (as in Python `websockets`), and the
+    // password never appears in the error message.
+    assert!(uri_error("ws://alice@example.com/").contains("user name without password"));
+    assert!(uri_error("ws://@example.com/").contains("empty userinfo"));
+    let e = uri_error("ws://alice:s3cret@example.com:99999/");
+    assert!(e.contains("\"ws://alice:***@example.com:99999/\"") && !e.contains("s3cret"), "{e}");
+    let e = uri_error("ws://alice:p%2Bw@example.com/#x");
+    assert!(!e.contains("p%2Bw"), "{e}");
+    for bad_escape in ["ws://alice:%+1@example.com/", "ws://alice:%4@example.com/", "ws://%zz:x@example.com/"]
+    {
+        assert!(uri_error(bad_escape).contains("invalid percent-encoding in userinfo"), "{bad_escape}");
+    }
+    let c = client("ws://alice:@example.com/", Arc::new(ClientConfig::default()));
+    assert_eq!(c.request().headers()["authorization"], "Basic YWxpY2U6"); // base64("alice:")
+}
+
 #[test]
 fn userinfo_becomes_basic_auth() {
     let c = client("ws://alice:s%40cret@example.com/", Arc::new(ClientConfig::default()));

@@ -119,3 +119,24 @@ proptest! {
         }
     }
 }
+
+/// Strings shaped like WebSocket URIs, with the characters that make authorities tricky.
+fn uriish() -> impl Strategy<Value = String> {
+    "(ws|wss|WS|http)?(://)?[a-z0-9@:%+\\-.\\[\\]]{0,24}([/?#][a-z0-9/?#%:]{0,8})?"
+}
+
+proptest! {
+    /// Any string: an error or a usable target, never a panic, never port 0 or an empty host,
+    /// and a port in the `Host` header is the one connected to.
+    #[test]
+    fn uri_parsing_never_panics(uri in prop_oneof![uriish(), any::<String>()]) {
+        if let Ok(client) = ClientHandshake::new(&uri, Arc::new(ClientConfig::default())) {
+            let target = client.target();
+            prop_assert!(target.port != 0 && !target.host.is_empty(), "{uri}: {target:?}");
+            let host = client.request().headers()["host"].to_str().unwrap();
+            if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']')) {
+                prop_assert_eq!(port.parse::<u16>().ok(), Some(target.port), "{}", uri);
+            }
+        }
+    }
+}

@@ -335,6 +335,137 @@ fn process_request_hook() {
     assert!(server.accept(&req, None).is_ok());
 }
 
+/// The header names of a rejection, sorted.
+fn header_names(r: &Rejection) -> Vec<String> {
+    let mut names: Vec<String> = r.response().headers().keys().map(|n| n.to_string()).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn every_rejection_carries_date_and_server() {
+    let now = UNIX_EPOCH + Duration::from_secs(784_111_777);
+    let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let config = Arc::new(with(ServerConfig::default(), |c| c.limits.max_header_bytes = 1024));
+    // Refused while reading (malformed, over a limit), and again on the next call.
+    let mut read_stage = Vec::new();
+    for request in [&b"NOT HTTP\r\n\r\n"[..], &[b'a'; 2000]] {
+        let mut server = ServerHandshake::new(config.clone());
+        read_stage.push(server.receive_at(request, Some(now)).unwrap_err());
+        read_stage.push(server.receive_at(b"more", Some(now)).unwrap_err());
+    }
+    // Refused by the checks after reading.
+    let mut server = ServerHandshake::new(config.clone());
+    let request = server.receive_at(&with_header(CHROME_REQUEST, "Host", None), Some(now)).unwrap().unwrap();
+    let checked = server.accept(&request, Some(now)).unwrap_err();
+    for r in &read_stage {
+        let h = r.response().headers();
+        assert_eq!(h["date"], date, "{r}");
+        assert_eq!(h["server"], ws_handshake::SERVER, "{r}");
+        assert_eq!(header_names(r), header_names(&checked), "{r}");
+    }
+    assert_eq!(header_names(&checked), ["connection", "content-length", "content-type", "date", "server"]);
+    // `receive` has no clock: no Date, everything else the same.
+    let r = ServerHandshake::new(config).receive(b"NOT HTTP\r\n\r\n").unwrap_err();
+    assert!(r.response().headers().get("date").is_none());
+    assert_eq!(r.response().headers()["server"], ws_handshake::SERVER);
+}
+
+/// Parses a serialized response and returns its body as framed by `Content-Length`.
+fn framed_body(wire: &[u8]) -> (u16, http::HeaderMap, Vec<u8>) {
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(head_len) = parsed.parse(wire).unwrap() else { panic!("partial head") };
+    let mut map = http::HeaderMap::new();
+    for h in parsed.headers.iter() {
+        map.append(
+            http::HeaderName::from_bytes(h.name.as_bytes()).unwrap(),
+            http::HeaderValue::from_bytes(h.value).unwrap(),
+        );
+    }
+    let len: usize = map["content-length"].to_str().unwrap().parse().unwrap();
+    (parsed.code.unwrap(), map, wire[head_len..head_len + len].to_vec())
+}
+
+#[test]
+fn hook_responses_are_completed() {
+    let bare: ws_handshake::ProcessRequest = Arc::new(|req| match req.uri().path() {
+        "/health" => Some(Response::new(Bytes::from_static(b"OK\n"))),
+        "/teapot" => {
+            let mut r = Response::new(Bytes::from_static(b"short and stout"));
+            *r.status_mut() = StatusCode::IM_A_TEAPOT;
+            Some(r)
+        }
+        _ => None,
+    });
+    let config = Arc::new(with(ServerConfig::default(), |c| c.process_request = Some(bare)));
+    for (path, status, body) in [("/health", 200, &b"OK\n"[..]), ("/teapot", 418, b"short and stout")] {
+        let mut server = ServerHandshake::new(config.clone());
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        let req = server.receive_at(request.as_bytes(), Some(UNIX_EPOCH)).unwrap().unwrap();
+        let r = server.accept(&req, Some(UNIX_EPOCH)).unwrap_err();
+        let mut wire = Vec::new();
+        r.write_response(&mut wire);
+        let (code, h, framed) = framed_body(&wire);
+        assert_eq!((code, &framed[..]), (status, body), "{path}");
+        assert_eq!(h["connection"], "close", "{path}");
+        assert_eq!(h["date"], "Thu, 01 Jan 1970 00:00:00 GMT", "{path}");
+        assert_eq!(h["server"], ws_handshake::SERVER, "{path}");
+    }
+    // A response that replaces the 101 is completed the same way.
+    let replace: ws_handshake::ProcessResponse =
+        Arc::new(|_, _| Some(Response::new(Bytes::from_static(b"later"))));
+    let config = Arc::new(with(ServerConfig::default(), |c| c.process_response = Some(replace)));
+    let mut server = ServerHandshake::new(config);
+    let req = server.receive_at(CHROME_REQUEST, Some(UNIX_EPOCH)).unwrap().unwrap();
+    let r = server.accept(&req, Some(UNIX_EPOCH)).unwrap_err();
+    let h = r.response().headers();
+    assert_eq!(h["content-length"], "5");
+    assert_eq!(h["connection"], "close");
+    assert_eq!(h["date"], "Thu, 01 Jan 1970 00:00:00 GMT");
+    assert_eq!(h["server"], ws_handshake::SERVER);
+}
+
+#[test]
+fn hook_headers_are_kept() {
+    let response = |status: u16, headers: &[(&'static str, &'static str)], body: &'static [u8]| {
+        let mut r = Response::new(Bytes::from_static(body));
+        *r.status_mut() = StatusCode::from_u16(status).unwrap();
+        for (name, value) in headers {
+            r.headers_mut().append(*name, value.parse().unwrap());
+        }
+        Rejection::from_response(r).into_response()
+    };
+    // The size of a HEAD answer, and a deliberate Connection value, stay.
+    let r = response(200, &[("content-length", "1234"), ("connection", "keep-alive")], b"");
+    assert_eq!(r.headers()["content-length"], "1234");
+    assert_eq!(r.headers()["connection"], "keep-alive");
+    // A chunked body gets no Content-Length beside its Transfer-Encoding.
+    let r = response(200, &[("transfer-encoding", "chunked")], b"3\r\nabc\r\n0\r\n\r\n");
+    assert!(r.headers().get("content-length").is_none());
+    assert_eq!(r.headers()["connection"], "close");
+    // No Content-Length where none may be sent (RFC 9110 §8.6).
+    for status in [204, 304] {
+        let r = response(status, &[], b"");
+        assert!(r.headers().get("content-length").is_none(), "{status}");
+        assert_eq!(r.headers()["connection"], "close");
+    }
+    // Server and Date set by the hook stay too.
+    let hook: ws_handshake::ProcessRequest = Arc::new(|_| {
+        let mut r = Response::new(Bytes::new());
+        r.headers_mut().insert("server", "mine".parse().unwrap());
+        r.headers_mut().insert("date", "Mon, 01 Jan 2024 00:00:00 GMT".parse().unwrap());
+        Some(r)
+    });
+    let config = Arc::new(with(ServerConfig::default(), |c| c.process_request = Some(hook)));
+    let r = config.accept(&http::Request::new(()), Some(UNIX_EPOCH)).unwrap_err();
+    let h = r.response().headers();
+    assert_eq!(h["server"], "mine");
+    assert_eq!(h["date"], "Mon, 01 Jan 2024 00:00:00 GMT");
+    assert_eq!(h["content-length"], "0");
+}
+
 #[test]
 fn process_response_hook() {
     let hook: ws_handshake::ProcessResponse = Arc::new(|_, resp| {
