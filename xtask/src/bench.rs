@@ -16,7 +16,7 @@ use crate::util::{self, Result, fmt_dur, say};
 
 const USAGE: &str = "\
 usage: cargo xtask bench [--quick] [--rounds N] [--duration SECS] [--only PARTS] [--out FILE]
-                         [--no-build]
+                         [--no-build] [--baseline BIN]
 
 Builds the ws echo_server example, bench/loadgen and bench/peers (release), then runs:
   throughput  uncompressed echo: 20 B, 1 KiB, 64 KiB, 1 MiB x 1 and 64 connections x text/binary,
@@ -33,7 +33,9 @@ Builds the ws echo_server example, bench/loadgen and bench/peers (release), then
   --only PARTS    comma-separated subset of throughput,deflate,memory
   --out FILE      where the markdown goes (default docs/performance.md; the part between
                   <!-- bench:begin --> and <!-- bench:end --> is replaced, the rest kept)
-  --no-build      use the binaries already built";
+  --no-build      use the binaries already built
+  --baseline BIN  also run this echo_server binary (another build of ours) in the throughput
+                  cells, with its ratio to raw TCP and ours to it: two builds in one run";
 
 /// Every server runs on a multi-thread tokio runtime with this many workers.
 const SERVER_WORKERS: &str = "2";
@@ -43,6 +45,8 @@ const NOFILE: u32 = 20_000;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Srv {
     Ours,
+    /// `--baseline`: our echo_server from another build, to compare two builds in one run.
+    Baseline,
     OursDeflate,
     OursLean,
     Tungstenite,
@@ -61,6 +65,7 @@ impl Srv {
     fn label(self) -> &'static str {
         match self {
             Self::Ours => "ws",
+            Self::Baseline => "ws (baseline build)",
             Self::OursDeflate => "ws (deflate)",
             Self::OursLean => "ws (lean deflate)",
             Self::Tungstenite => "tokio-tungstenite",
@@ -77,12 +82,13 @@ impl Srv {
     }
 
     fn is_peer(self) -> bool {
-        !matches!(self, Self::Ours | Self::OursDeflate | Self::OursLean | Self::Raw)
+        !matches!(self, Self::Ours | Self::Baseline | Self::OursDeflate | Self::OursLean | Self::Raw)
     }
 }
 
 struct Bins {
     echo_server: PathBuf,
+    baseline: Option<PathBuf>,
     loadgen: PathBuf,
     peers: PathBuf,
     python: PathBuf,
@@ -119,6 +125,11 @@ impl Bins {
         let mut c = match srv {
             Srv::Ours => {
                 let mut c = Command::new(&self.echo_server);
+                c.args([addr.as_str(), "--no-compression"]);
+                c
+            }
+            Srv::Baseline => {
+                let mut c = Command::new(self.baseline.as_ref().unwrap_or(&self.echo_server));
                 c.args([addr.as_str(), "--no-compression"]);
                 c
             }
@@ -283,6 +294,7 @@ struct Opts {
     parts: Vec<String>,
     out: Option<PathBuf>,
     build: bool,
+    baseline: Option<PathBuf>,
 }
 
 pub fn run(args: &[String]) -> Result {
@@ -294,6 +306,7 @@ pub fn run(args: &[String]) -> Result {
         parts: vec!["throughput".into(), "deflate".into(), "memory".into()],
         out: None,
         build: true,
+        baseline: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -305,6 +318,7 @@ pub fn run(args: &[String]) -> Result {
             "--only" => o.parts = val()?.split(',').map(str::to_owned).collect(),
             "--out" => o.out = Some(PathBuf::from(val()?)),
             "--no-build" => o.build = false,
+            "--baseline" => o.baseline = Some(PathBuf::from(val()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -361,6 +375,7 @@ pub fn run(args: &[String]) -> Result {
     };
     let bins = Bins {
         echo_server: meta.example_bin("echo_server"),
+        baseline: o.baseline.clone(),
         loadgen: meta.target_dir.join("release/ws-loadgen"),
         peers: meta.target_dir.join("release/ws-peers"),
         python: home.join("venv/bin/python"),
@@ -376,7 +391,14 @@ pub fn run(args: &[String]) -> Result {
     let mut md = String::new();
     write_header(&mut md, &o, args);
     if o.parts.iter().any(|p| p == "throughput") {
-        let servers = [Srv::Ours, Srv::Tungstenite, Srv::FastWs, Srv::Ratchet, Srv::Sockudo, Srv::Raw];
+        let mut servers =
+            vec![Srv::Ours, Srv::Tungstenite, Srv::FastWs, Srv::Ratchet, Srv::Sockudo, Srv::Raw];
+        if let Some(path) = &bins.baseline {
+            if !path.exists() {
+                return Err(format!("--baseline {}: no such file", path.display()));
+            }
+            servers.insert(1, Srv::Baseline);
+        }
         let cells = throughput_cells(o.quick);
         say(format!(
             "bench: throughput, {} cells x {} servers x {} rounds",
@@ -882,8 +904,12 @@ fn write_throughput(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Resu
     for s in servers {
         let _ = write!(md, " {} |", s.label());
     }
-    let _ = writeln!(md, " ws / best peer | ws / raw TCP |");
-    let _ = writeln!(md, "|{}", "---|".repeat(servers.len() + 3));
+    let baseline = servers.contains(&Srv::Baseline);
+    let _ = write!(md, " ws / best peer | ws / raw TCP |");
+    if baseline {
+        let _ = write!(md, " baseline / raw TCP | ws / baseline |");
+    }
+    let _ = writeln!(md, "\n|{}", "---|".repeat(servers.len() + if baseline { 5 } else { 3 }));
     for (ci, cell) in cells.iter().enumerate() {
         let _ = write!(md, "| {} |", cell.label());
         for &s in servers {
@@ -897,7 +923,13 @@ fn write_throughput(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Resu
         };
         let raw_target = if cell.size <= 1024 { 0.9 } else { 0.0 };
         let raw = paired_ratio(res, ci, Srv::Ours, Srv::Raw);
-        let _ = writeln!(md, " {best_s} | {} |", fmt_ratio(raw, raw_target));
+        let _ = write!(md, " {best_s} | {} |", fmt_ratio(raw, raw_target));
+        if baseline {
+            let base_raw = paired_ratio(res, ci, Srv::Baseline, Srv::Raw);
+            let ours_base = paired_ratio(res, ci, Srv::Ours, Srv::Baseline);
+            let _ = write!(md, " {} | {} |", fmt_ratio(base_raw, 0.0), fmt_ratio(ours_base, 0.0));
+        }
+        let _ = writeln!(md);
     }
     let _ = writeln!(
         md,

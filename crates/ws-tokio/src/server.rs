@@ -279,7 +279,7 @@ impl Acceptor {
             if stream.read_buf(&mut buf).await? == 0 {
                 return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
             }
-            match handshake.receive(&buf) {
+            match handshake.receive_at(&buf, Some(SystemTime::now())) {
                 Ok(None) => continue,
                 Ok(Some(request)) => {
                     break handshake.accept(&request, Some(SystemTime::now())).map(|a| (request, a));

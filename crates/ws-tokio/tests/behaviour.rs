@@ -445,3 +445,73 @@ async fn idle_peer_that_answers_pings_stays_open() {
     assert!(first.latency > Duration::ZERO, "no pong was seen");
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// `WriteHalf::close` leaves the messages its read half has not taken yet readable.
+#[tokio::test]
+async fn closing_the_write_half_keeps_unread_messages_for_the_read_half() {
+    let (server, addr) = echo_server(ServerBuilder::new()).await;
+    let ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+    let (mut reader, mut writer) = ws.split();
+    for i in 0..5 {
+        writer.send(format!("m{i}")).await.unwrap();
+    }
+    // The echoes arrive while nobody reads; then the close handshake completes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    writer.close(CloseCode::NORMAL, "").await.unwrap();
+    for i in 0..5 {
+        assert_eq!(reader.recv().await.unwrap(), Message::text(format!("m{i}")));
+    }
+    let end = reader.recv().await.unwrap_err();
+    assert!(end.is_normal_closure(), "{end:?}");
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
+#[tokio::test]
+async fn a_duplicate_ping_payload_is_its_own_error() {
+    // A server whose driver is never polled: the first ping never gets its pong.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let acceptor = ServerBuilder::new().ping_interval(None).build();
+        let (_ws, _driver) = acceptor.accept_with_driver(socket).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    });
+    let mut ws = ws_tokio::connect(&uri(silent)).await.unwrap();
+    let _first = ws.ping(Some(Bytes::from_static(b"same"))).await.unwrap();
+    let second = ws.ping(Some(Bytes::from_static(b"same"))).await.unwrap_err();
+    assert!(matches!(second, Error::DuplicatePing), "{second:?}");
+}
+
+/// After a protocol failure, every later call gets the same error, not a made-up 1006.
+#[tokio::test]
+async fn the_error_that_ended_a_connection_is_the_same_for_every_caller() {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
+    let server = ServerBuilder::new().serve_listener(
+        move |ws: WebSocket<TcpStream>| {
+            let tx = tx.clone();
+            async move {
+                let (mut reader, mut writer) = ws.split();
+                let first = reader.recv().await.unwrap_err();
+                let second = reader.recv().await.unwrap_err();
+                let from_writer = writer.send("late").await.unwrap_err();
+                let taken = tx.lock().unwrap().take();
+                let _ = taken.unwrap().send([first, second, from_writer].map(|e| e.to_string()));
+            }
+        },
+        listener,
+    );
+    let mut raw = raw_client(addr).await;
+    raw.write_all(&[0x83, 0x80, 0, 0, 0, 0]).await.unwrap(); // reserved opcode 3
+    let (b0, payload) = read_frame(&mut raw).await;
+    assert_eq!(b0, 0x88);
+    assert_eq!(payload[..2], 1002u16.to_be_bytes());
+    let errors = rx.await.unwrap();
+    assert!(errors[0].contains("reserved opcode"), "{errors:?}");
+    assert_eq!(errors[0], errors[1]);
+    assert_eq!(errors[0], errors[2]);
+    server.shutdown(Duration::from_secs(1)).await;
+}
