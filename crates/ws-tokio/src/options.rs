@@ -51,7 +51,7 @@ pub struct Options {
     /// The peer then meets TCP backpressure, and its pings go unanswered too: an application
     /// that never reads from a peer that keeps sending is closed by the peer's keepalive, as
     /// with Python `websockets`. Memory per connection is bounded by about
-    /// `max_queue` × `max_size` plus one read (see `docs/security.md`). `None` never stops
+    /// (`max_queue` + 1) × (`max_size` + 64 KiB) (see `docs/security.md`). `None` never stops
     /// reading: memory then grows with whatever the peer sends — don't, unless the application
     /// reads as fast as any peer can send.
     pub max_queue: Option<usize>,

@@ -733,3 +733,84 @@ async fn slow_reader_of_a_split_connection_is_dropped_by_keepalive() {
     }
     server.shutdown(Duration::from_secs(2)).await;
 }
+
+// ---- the receive queue ----
+
+/// Clients that send full-size messages to handlers that never read: each connection holds at
+/// most `max_queue` messages of `max_size` (plus one read and the frame in progress), then
+/// stops reading, and the clients' writes stall (TCP backpressure). docs/security.md quotes
+/// the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_messages_are_bounded_by_max_queue_times_max_size() {
+    let _serial = serial().await;
+    const CLIENTS: usize = 16;
+    const QUEUE: usize = 4;
+    const SIZE: usize = 256 << 10;
+    const MESSAGES: usize = 40; // 10 MiB per client if nothing pushed back
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap(); // inherited by accepted sockets
+    socket.set_send_buffer_size(4096).unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1024).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new()
+        .compression(None)
+        .ping_interval(None)
+        .max_queue(Some(QUEUE))
+        .max_size(Some(SIZE))
+        .serve_listener(
+            |_ws: WebSocket<TcpStream>| async move {
+                // Holds the connection and never reads.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            },
+            listener,
+        );
+    let before = rss();
+    // One copy shared by the clients: the RSS growth is the server's.
+    let frame = Bytes::from(client_frame(0x82, &vec![7u8; SIZE]));
+    let mut writers = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut stream = tiny_buffer_client(addr).await;
+        let frame = frame.clone();
+        writers.push(tokio::spawn(async move {
+            let mut sent = 0;
+            for _ in 0..MESSAGES {
+                match tokio::time::timeout(Duration::from_millis(1500), stream.write_all(&frame)).await {
+                    Ok(Ok(())) => sent += 1,
+                    _ => break,
+                }
+            }
+            (sent, stream)
+        }));
+    }
+    let mut streams = Vec::new();
+    let mut most = 0;
+    for writer in writers {
+        let (sent, stream) = writer.await.unwrap();
+        most = most.max(sent);
+        assert!(sent < MESSAGES, "the server read all {sent} unread messages: no backpressure");
+        assert!(sent <= QUEUE + 2, "{sent} messages of {SIZE} B taken with max_queue {QUEUE}");
+        streams.push(stream);
+    }
+    println!("unread messages: at most {most} of {MESSAGES} messages written before the writes stalled");
+    let during = rss();
+    if let (Some(before), Some(during)) = (before, during) {
+        let per = during.saturating_sub(before) / CLIENTS;
+        // Each queued message keeps the read buffer it was read into: its own bytes and at most
+        // one read (64 KiB) of the next frame's start. A quarter more for the allocator.
+        let bound = (QUEUE + 1) * (SIZE + (64 << 10)) * 5 / 4;
+        println!(
+            "unread messages: RSS {:.1} MiB -> {:.1} MiB with {CLIENTS} clients: {:.0} KiB each \
+             (bound: (max_queue {QUEUE} + the frame in progress) x (max_size {} KiB + one read) \
+             + 25% = {} KiB)",
+            mib(before),
+            mib(during),
+            per as f64 / 1024.0,
+            SIZE / 1024,
+            bound / 1024
+        );
+        assert!(per <= bound, "{per} bytes per connection");
+    }
+    drop(streams);
+    server.shutdown(Duration::from_secs(2)).await;
+}
