@@ -192,6 +192,8 @@ pub struct Connection {
     unmasked: usize,
     utf8: Utf8Validator,
     events: VecDeque<Event>,
+    /// Pings, pongs and close frames received.
+    control_frames: u64,
     // Sending.
     out: Transmit,
     pending_pong: Option<Bytes>,
@@ -217,6 +219,7 @@ impl Connection {
             unmasked: 0,
             utf8: Utf8Validator::default(),
             events: VecDeque::new(),
+            control_frames: 0,
             out: Transmit::default(),
             pending_pong: None,
             sending_fragmented: false,
@@ -536,6 +539,19 @@ impl Connection {
         self.events.len()
     }
 
+    /// How many pings, pongs and close frames have arrived so far: a caller that lets messages
+    /// wait for its application sees from it when to take the events at once.
+    #[inline]
+    pub fn control_frames_received(&self) -> u64 {
+        self.control_frames
+    }
+
+    /// Queues a ping, pong or close event.
+    fn push_control(&mut self, event: Event) {
+        self.control_frames += 1;
+        self.events.push_back(event);
+    }
+
     #[inline]
     fn check_header(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
         let unknown_rsv = header.rsv.difference(self.extension_rsv);
@@ -580,11 +596,11 @@ impl Connection {
                 if self.config.auto_pong && matches!(self.phase, Phase::Open) {
                     self.answer_ping(frame.payload.clone());
                 }
-                self.events.push_back(Event::Ping(frame.payload));
+                self.push_control(Event::Ping(frame.payload));
             }
             OpCode::Pong => {
                 self.timers.pong(&frame.payload);
-                self.events.push_back(Event::Pong(frame.payload));
+                self.push_control(Event::Pong(frame.payload));
             }
             OpCode::Close => self.receive_close(&frame.payload)?,
             OpCode::Text | OpCode::Binary => {
@@ -695,7 +711,7 @@ impl Connection {
         self.phase = Phase::Closed(Closure { sent: Some(sent), received: Some(frame.clone()), cause: None });
         // A client now waits for the server to close the transport, up to close_timeout.
         self.timers.start_close();
-        self.events.push_back(Event::Close(frame));
+        self.push_control(Event::Close(frame));
         Ok(())
     }
 

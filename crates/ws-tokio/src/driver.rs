@@ -2,7 +2,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
@@ -59,9 +61,9 @@ impl<S> Driver<S> {
 }
 
 pub(crate) fn lock<S>(shared: &Shared<S>) -> MutexGuard<'_, Pump<S>> {
-    // A panic while the lock was held (a handler that panicked mid-poll) leaves the state as
-    // consistent as any other interrupted poll: carry on, the connection still closes.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
+    // Without poisoning: a panic while the lock was held (in a handler's poll) leaves the state
+    // as consistent as any other interrupted poll, and the connection still closes.
+    shared.lock()
 }
 
 /// One application handle (a `WebSocket` or one of its halves). When the last one is dropped,

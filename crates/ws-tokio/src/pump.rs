@@ -53,17 +53,37 @@ struct Wakers {
     recv: Option<Waker>,
     /// The application waiting for room in the write buffer, a flush, or the end.
     send: Option<Waker>,
-    /// The driver's caller polls the application right after the driver, in the same task
-    /// (`serve`): wakes between the two are then not needed, and `rewake` asks for another round.
+    /// The driver and the application take turns in one task (`serve`): wakes between the
+    /// two are then not needed. Instead `rewake` asks for another round of the driver,
+    /// `app_due` for another poll of the application, and `fresh` says the pump ran to the end
+    /// (the application drove it from `recv`) since the last round.
     same_task: bool,
     rewake: bool,
+    app_due: bool,
+    fresh: bool,
+}
+
+impl Wakers {
+    /// Wakes the application that waited with `waker` (taken from its slot), or, when it shares
+    /// the driver's task, marks it due for the poll that follows the driver's round.
+    fn wake_app(&mut self, waker: Option<Waker>) {
+        let Some(waker) = waker else { return };
+        if self.same_task && waker.will_wake(&self.driver) {
+            self.app_due = true;
+        } else {
+            waker.wake();
+        }
+    }
 }
 
 pub(crate) struct Pump<S> {
     io: S,
     proto: Connection,
     read: ReadBuffer,
-    /// Received messages the application has not taken yet.
+    /// Received events taken out of the protocol's queue ahead of the application: only while
+    /// the driver must see pongs (application pings wait) or drop messages (closing, queue
+    /// full). Otherwise messages wait in the protocol's own queue and are moved once, to the
+    /// application.
     messages: VecDeque<Message>,
     /// `max_queue`: reading stops at `high` queued messages and resumes at `low`.
     queue_limit: Option<(usize, usize)>,
@@ -122,9 +142,22 @@ impl<S> Pump<S> {
         self.wakers.same_task = true;
     }
 
-    /// Whether the application asked the driver for another round (same task only).
-    pub(crate) fn take_rewake(&mut self) -> bool {
-        std::mem::take(&mut self.wakers.rewake)
+    /// One round of the driver for a caller that polls the application in the same task, before
+    /// it (`serve`): `None` when the pump ran to the end since the last round and nothing asked
+    /// for another. Returns the driver's state and whether the application has something new (a
+    /// message, room to write, the end).
+    pub(crate) fn poll_round(&mut self, cx: &mut Context<'_>) -> Option<(Poll<()>, bool)>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        if std::mem::take(&mut self.wakers.fresh) && !self.wakers.rewake {
+            // Driven to the end since the last round (by `recv`, or by that round itself), and
+            // nothing asked for more: the task can sleep.
+            self.wakers.app_due = false;
+            return None;
+        }
+        let driven = self.poll_drive(cx);
+        Some((driven, std::mem::take(&mut self.wakers.app_due)))
     }
 
     /// One application handle went away; after the last, an open connection closes with 1000.
@@ -142,6 +175,7 @@ impl<S> Pump<S> {
         if self.proto.state() == State::Open {
             let _ = self.proto.close(code, "");
         }
+        self.wakers.rewake = true;
     }
 
     /// Asks the driver to run: the application changed something it acts on.
@@ -150,15 +184,6 @@ impl<S> Pump<S> {
             self.wakers.rewake = true;
         } else {
             self.wakers.driver.wake_by_ref();
-        }
-    }
-
-    /// Wakes the application waiting in `slot`, unless the driver's caller polls it next anyway.
-    fn wake_app(slot: &mut Option<Waker>, driver: &Waker, same_task: bool) {
-        if let Some(waker) = slot.take() {
-            if !(same_task && waker.will_wake(driver)) {
-                waker.wake();
-            }
         }
     }
 
@@ -211,6 +236,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                 send: None,
                 same_task: false,
                 rewake: false,
+                app_due: false,
+                fresh: false,
             },
             handles: 0,
             broken: false,
@@ -247,6 +274,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
 
     /// Drives the connection: timers, output, input, until the transport is finished (`Ready`).
     pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.wakers.rewake = false;
+        self.wakers.fresh = true;
         if self.done {
             return Poll::Ready(());
         }
@@ -257,7 +286,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                 shutdown.forget_waker();
             }
         }
-        let queued = self.messages.len();
+        let queued = self.queued();
         loop {
             self.poll_timers(cx);
             if let Poll::Ready(Err(e)) = self.poll_write_out(cx) {
@@ -289,14 +318,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                     self.proto.receive_eof();
                 }
                 Poll::Ready(Ok(n)) => {
+                    let before = self.queued();
                     self.receive_buffered();
                     self.read.learn(n);
+                    if self.queued() > before {
+                        // Let the application take these before reading on: the messages it
+                        // answered and let go of free the read buffer for reuse in place, and
+                        // its replies go out in one write. Another round follows at once.
+                        self.again(cx);
+                        break;
+                    }
                 }
                 Poll::Ready(Err(e)) => self.lost(e),
             }
         }
         self.wake_app_if_ready(queued);
         Poll::Pending
+    }
+
+    /// Asks for another round of the driver right after this one (and after the application,
+    /// when both share the task).
+    fn again(&mut self, cx: &Context<'_>) {
+        if self.wakers.same_task {
+            self.wakers.rewake = true;
+        } else {
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// Whether to read now: not after end of file, not while the peer leaves our output unread,
@@ -316,7 +363,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if self.proto.state() != State::Open {
             return true;
         }
-        let queued = self.messages.len();
+        let queued = self.queued();
         if self.paused && queued <= low {
             self.paused = false;
         } else if !self.paused && queued >= high {
@@ -329,9 +376,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if let Some(idle) = &mut self.idle {
             idle.traffic = true;
         }
+        let control = self.proto.control_frames_received();
         if let Err(e) = self.proto.receive(&mut self.read.buf) {
             tracing::debug!(error = %e, code = %e.close_code(), "failing the connection");
         }
+        // Messages wait in the protocol's queue for the application; pings, pongs and close
+        // frames are taken now (they would otherwise fill the queue of a handler that never
+        // reads), and so are messages while pongs are awaited or the connection is closing.
+        if self.proto.control_frames_received() != control
+            || !self.pings.is_empty()
+            || self.proto.state() == State::Closing
+        {
+            self.take_events();
+        }
+    }
+
+    /// Received messages and control frames not yet taken by the application.
+    fn queued(&self) -> usize {
+        self.messages.len() + self.proto.pending_events()
+    }
+
+    /// Takes the protocol's events ahead of the application: pongs resolve pings, messages
+    /// wait in `messages` (beyond `max_queue` while closing, they are dropped).
+    fn take_events(&mut self) {
         while let Some(event) = self.proto.next_event() {
             match event {
                 Event::Message(message) => {
@@ -342,10 +409,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                         self.messages.push_back(message);
                     }
                 }
-                Event::Pong(payload) => self.on_pong(&payload),
-                Event::Close(frame) => tracing::debug!(?frame, "close frame received"),
-                _ => {} // pings: answered by the protocol
+                event => self.on_control(event),
             }
+        }
+    }
+
+    fn on_control(&mut self, event: Event) {
+        match event {
+            Event::Pong(payload) => self.on_pong(&payload),
+            Event::Close(frame) => tracing::debug!(?frame, "close frame received"),
+            _ => {} // pings: answered by the protocol
         }
     }
 
@@ -380,19 +453,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     }
 
     fn wake_all(&mut self) {
-        let (driver, same_task) = (&self.wakers.driver, self.wakers.same_task);
-        Self::wake_app(&mut self.wakers.recv, driver, same_task);
-        Self::wake_app(&mut self.wakers.send, driver, same_task);
+        let (recv, send) = (self.wakers.recv.take(), self.wakers.send.take());
+        self.wakers.wake_app(recv);
+        self.wakers.wake_app(send);
     }
 
     /// After a round of the driver: wakes a reader that has messages now, a writer that has room.
     fn wake_app_if_ready(&mut self, queued_before: usize) {
-        let (driver, same_task) = (&self.wakers.driver, self.wakers.same_task);
-        if self.messages.len() > queued_before || self.proto.state() != State::Open {
-            Self::wake_app(&mut self.wakers.recv, driver, same_task);
+        if self.queued() > queued_before || self.proto.state() != State::Open {
+            let recv = self.wakers.recv.take();
+            self.wakers.wake_app(recv);
         }
         if self.buffered() <= self.write_limit.1 || self.proto.state() == State::Closed {
-            Self::wake_app(&mut self.wakers.send, driver, same_task);
+            let send = self.wakers.send.take();
+            self.wakers.wake_app(send);
         }
     }
 
@@ -548,12 +622,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     /// The next message; after the end, the error that says how the connection ended.
     #[inline]
     pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Message>> {
-        if let Some(message) = self.messages.pop_front() {
-            self.answering = true;
-            if self.paused && self.queue_limit.is_some_and(|(_, low)| self.messages.len() <= low) {
-                self.wake_driver(cx);
+        if let Some(message) = self.next_message() {
+            return Poll::Ready(Ok(self.taken(message, cx)));
+        }
+        if self.wakers.same_task && self.wakers.driver.will_wake(cx.waker()) {
+            // The driver shares this task: run it here (as a read on demand) rather than in
+            // another round of the task's loop.
+            let _ = self.poll_drive(cx);
+            if let Some(message) = self.next_message() {
+                return Poll::Ready(Ok(self.taken(message, cx)));
             }
-            return Poll::Ready(Ok(message));
         }
         if self.done {
             return Poll::Ready(Err(self.closed_error()));
@@ -562,6 +640,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             self.wakers.recv = Some(cx.waker().clone());
         }
         Poll::Pending
+    }
+
+    /// A message goes to the application: it is answering a burst now, and reading resumes
+    /// once the queue is down to its low mark.
+    #[inline]
+    fn taken(&mut self, message: Message, cx: &Context<'_>) -> Message {
+        self.answering = true;
+        if self.paused && self.queue_limit.is_some_and(|(_, low)| self.queued() <= low) {
+            self.wake_driver(cx);
+        }
+        message
+    }
+
+    /// The next received message, from those taken ahead of the application, then from the
+    /// protocol's queue.
+    #[inline]
+    fn next_message(&mut self) -> Option<Message> {
+        if let Some(message) = self.messages.pop_front() {
+            return Some(message);
+        }
+        while let Some(event) = self.proto.next_event() {
+            match event {
+                Event::Message(message) => return Some(message),
+                event => self.on_control(event),
+            }
+        }
+        None
     }
 
     /// Whether a frame can be queued without waiting (the write buffer is under its high mark).
@@ -594,9 +699,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     #[inline]
     pub(crate) fn send(&mut self, frame: Frame, cx: &Context<'_>) -> Result<()> {
         self.queue(frame)?;
-        if self.messages.is_empty() || !self.answering {
+        if self.queued() == 0 || !self.answering {
             self.write_inline();
-        } else {
+        } else if !self.wakers.rewake {
             // Written when the burst is answered, or by the driver if the application turns
             // to something else first.
             self.wake_driver(cx);

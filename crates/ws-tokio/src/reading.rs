@@ -58,7 +58,11 @@ impl ReadBuffer {
         // the next frame's start be copied out of a buffer its predecessor still holds.
         let spare = self.buf.capacity() - self.buf.len();
         let want = if self.buf.is_empty() { self.room.max(self.frame_room) } else { self.room };
-        if spare < READ_CHUNK / 4 || (spare < want && self.buf.len() < READ_CHUNK / 4) {
+        let needs_room = spare < READ_CHUNK / 4 || (spare < want && self.buf.len() < READ_CHUNK / 4);
+        if needs_room && self.buf.is_empty() && !self.buf.try_reclaim(want) {
+            return self.poll_probe(io, cx);
+        }
+        if needs_room {
             if self.buf.capacity() == 0 {
                 if let Some(buf) = SPARE_READ_BUF.take() {
                     // Its storage is reused in place unless messages read into it are still held.
@@ -76,6 +80,36 @@ impl ReadBuffer {
                 Poll::Pending
             }
             ready => ready,
+        }
+    }
+
+    /// A read while the buffer's storage still backs messages read into it (queued, or being
+    /// sent back): the driver reads on right after a message, and usually finds nothing. Rather
+    /// than allocate a buffer for the next frame now, read into the thread's spare; the buffer
+    /// keeps its storage, which `reserve` takes back in place (pages already faulted in) once
+    /// those messages are gone.
+    fn poll_probe<S: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let mut probe = SPARE_READ_BUF.take().unwrap_or_default();
+        probe.clear();
+        if probe.capacity() < self.room {
+            probe.reserve(self.room);
+        }
+        self.last_room = probe.capacity();
+        match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut probe) {
+            Poll::Pending => {
+                if probe.capacity() <= READ_CHUNK_MAX {
+                    SPARE_READ_BUF.set(Some(probe));
+                }
+                Poll::Pending
+            }
+            ready => {
+                self.buf = probe;
+                ready
+            }
         }
     }
 

@@ -3,7 +3,6 @@
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -371,7 +370,7 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> HandlerResult for std::r
 /// arrived and writes what is queued), then the handler, and again while the handler asks for
 /// it. When the handler ends, an open connection closes (1000, or 1011 after an error or a
 /// panic) and the driver runs until the transport is closed.
-async fn serve_connection<S, H, F>(ws: WebSocket<S>, mut driver: Driver<S>, handler: &H)
+async fn serve_connection<S, H, F>(ws: WebSocket<S>, driver: Driver<S>, handler: &H)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Fn(WebSocket<S>) -> F,
@@ -385,43 +384,50 @@ where
     let mut handler = pin!(handler(ws));
     let mut running = true;
     poll_fn(|cx| {
+        // Whoever woke the task, the handler gets a turn first (waiting in `recv`, it drives
+        // the connection itself); then the driver's rounds, while either side asks for one.
+        let mut handler_due = true;
         loop {
-            let driven = Pin::new(&mut driver).poll(cx);
-            if running {
-                // A panic is caught here, per poll, so that the connection still closes (1011).
-                let polled = std::panic::catch_unwind(AssertUnwindSafe(|| handler.as_mut().poll(cx)));
-                let outcome = match polled {
-                    Ok(Poll::Pending) => None,
-                    Ok(Poll::Ready(result)) => Some(Ok(result)),
-                    Err(panic) => Some(Err(panic)),
-                };
-                if let Some(outcome) = outcome {
+            if running && handler_due {
+                let unwinding = CloseOnPanic(&driver);
+                let polled = handler.as_mut().poll(cx);
+                std::mem::forget(unwinding);
+                if let Poll::Ready(result) = polled {
                     running = false;
-                    let code = match outcome.map(HandlerResult::into_error) {
-                        Ok(None) => CloseCode::NORMAL,
-                        Ok(Some(e)) => {
+                    let code = match result.into_error() {
+                        None => CloseCode::NORMAL,
+                        Some(e) => {
                             tracing::warn!(id, error = %e, "handler failed");
-                            CloseCode::INTERNAL_ERROR
-                        }
-                        Err(_) => {
-                            tracing::error!(id, "handler panicked");
                             CloseCode::INTERNAL_ERROR
                         }
                     };
                     tracing::debug!(id, %code, "handler done");
                     driver.lock().close_after_handler(code);
-                    continue;
                 }
             }
+            let Some((driven, app_due)) = driver.lock().poll_round(cx) else {
+                return Poll::Pending;
+            };
             if driven.is_ready() && !running {
                 return Poll::Ready(());
             }
-            if !driver.lock().take_rewake() {
-                return Poll::Pending;
-            }
+            handler_due = app_due;
         }
     })
     .await;
+}
+
+/// Closes the connection with 1011 when the handler panics (dropped while unwinding; the
+/// panic goes on to the runtime, and the transport is closed when the task is dropped).
+struct CloseOnPanic<'a, S>(&'a Driver<S>);
+
+impl<S> Drop for CloseOnPanic<'_, S> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!("handler panicked");
+            self.0.lock().close_after_handler(CloseCode::INTERNAL_ERROR);
+        }
+    }
 }
 
 /// A server's shutdown signal, shared by all its connections: a cancellation token, and a flag
