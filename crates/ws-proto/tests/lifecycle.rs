@@ -320,3 +320,16 @@ fn an_internal_failure_sends_1011_without_its_text() {
     assert_eq!(frames[0].1[..2], 1002u16.to_be_bytes());
     assert!(frames[0].1.len() > 2);
 }
+
+#[test]
+fn control_frames_are_counted_as_they_arrive() {
+    let mut server = Connection::new(Role::Server, Config::default());
+    let mut bytes = client_frame(0x81, b"text");
+    bytes.extend(client_frame(0x89, b"ping"));
+    bytes.extend(client_frame(0x8A, b"pong"));
+    feed(&mut server, &bytes).unwrap();
+    assert_eq!(server.control_frames_received(), 2);
+    assert_eq!(server.pending_events(), 3, "the count is of arrivals: events still wait");
+    feed(&mut server, &client_frame(0x88, &close_payload(1000, ""))).unwrap();
+    assert_eq!(server.control_frames_received(), 3);
+}

@@ -99,6 +99,10 @@ pub(crate) struct Pump<S> {
     sleep_at: Option<Instant>,
     /// `sleep` was polled with the driver's current waker since it was last reset.
     sleep_registered: bool,
+    /// Something the deadlines depend on may have changed since they were last looked at (a
+    /// close started, a control frame or an error arrived, a deadline was handled): until then
+    /// a registered, unexpired timer is all there is to check.
+    deadlines_changed: bool,
     idle: Option<IdleRelease>,
     pings: VecDeque<PendingPing>,
     ping_counter: u32,
@@ -165,6 +169,7 @@ impl<S> Pump<S> {
         self.handles = self.handles.saturating_sub(1);
         if self.handles == 0 && self.proto.state() == State::Open {
             let _ = self.proto.close(CloseCode::NORMAL, "");
+            self.deadlines_changed = true;
             let cx = Context::from_waker(Waker::noop());
             self.wake_driver(&cx);
         }
@@ -174,6 +179,7 @@ impl<S> Pump<S> {
     pub(crate) fn close_after_handler(&mut self, code: CloseCode) {
         if self.proto.state() == State::Open {
             let _ = self.proto.close(code, "");
+            self.deadlines_changed = true;
         }
         self.wakers.rewake = true;
     }
@@ -224,6 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
             sleep_at: None,
             sleep_registered: false,
+            deadlines_changed: true,
             idle: options.idle_release.map(|after| IdleRelease { after, deadline: None, traffic: false }),
             pings: VecDeque::new(),
             ping_counter: 0,
@@ -379,6 +386,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         let control = self.proto.control_frames_received();
         if let Err(e) = self.proto.receive(&mut self.read.buf) {
             tracing::debug!(error = %e, code = %e.close_code(), "failing the connection");
+            self.deadlines_changed = true;
+        }
+        if self.proto.control_frames_received() != control {
+            // A pong (a round trip to measure) or a close frame (the closing timer).
+            self.deadlines_changed = true;
         }
         // Messages wait in the protocol's queue for the application; pings, pongs and close
         // frames are taken now (they would otherwise fill the queue of a handler that never
@@ -481,12 +493,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                 if self.proto.state() == State::Open {
                     tracing::debug!("server shutting down: closing with 1001");
                     let _ = self.proto.close(CloseCode::GOING_AWAY, "server shutting down");
+                    self.deadlines_changed = true;
                 }
             }
+        }
+        let quiet = self.sleep_at.is_none() || (self.sleep_registered && !self.sleep.is_elapsed());
+        if quiet && !self.deadlines_changed {
+            return;
         }
         // Each deadline handled moves the next one on; the bound only guards against a bug
         // turning into a busy loop.
         for _ in 0..16 {
+            self.deadlines_changed = false;
             let next = self.next_deadline();
             if next != self.sleep_at {
                 self.sleep_at = next;
@@ -516,6 +534,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     }
 
     fn on_deadline(&mut self, now: Instant) {
+        self.deadlines_changed = true;
         self.proto.handle_timeout(now.into_std());
         if let Some(latency) = self.proto.latency() {
             if self.keepalive_latency != Some(latency) {
@@ -550,6 +569,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         }
         idle.traffic = false;
         idle.deadline = Some(Instant::now() + idle.after);
+        self.deadlines_changed = true;
         true
     }
 
@@ -784,6 +804,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     ) -> Poll<Result<()>> {
         match self.proto.close(code, reason) {
             Ok(()) => {
+                self.deadlines_changed = true;
                 self.write_inline();
                 // The driver starts the closing timer.
                 self.wake_driver(cx);
