@@ -11,7 +11,8 @@ use crate::mask::{MaskKeys, apply_mask, apply_mask_from};
 use crate::transmit::Transmit;
 use crate::utf8::Utf8Validator;
 use crate::{
-    CloseCode, CloseFrame, Extension, Frame, Message, OpCode, ProtocolError, Rsv, SendError, Utf8Bytes,
+    CloseCode, CloseFrame, Extension, ExtensionError, Frame, Message, OpCode, ProtocolError, Rsv, SendError,
+    Utf8Bytes,
 };
 
 /// Unwritten output beyond which pings are coalesced into one pong for the latest.
@@ -587,8 +588,13 @@ impl Connection {
                 let so_far = self.incoming.as_ref().map_or(0, |m| m.size);
                 self.config.max_message_size.map(|max| max.saturating_sub(so_far))
             };
+            let max = self.config.max_message_size.filter(|_| !frame.opcode.is_control());
             for extension in self.extensions.iter_mut().rev() {
-                extension.decode(&mut frame, budget).map_err(ProtocolError::Extension)?;
+                extension.decode(&mut frame, budget).map_err(|e| match (e, max) {
+                    // One error for a message over the limit, compressed or not.
+                    (ExtensionError::TooBig, Some(max)) => ProtocolError::MessageTooBig { max },
+                    (e, _) => ProtocolError::Extension(e),
+                })?;
             }
         }
         match frame.opcode {

@@ -35,3 +35,4 @@ pub use mask::apply_mask;
 pub use message::{Message, Utf8Bytes};
 pub use opcode::OpCode;
 pub use transmit::Transmit;
+pub use utf8::{InvalidUtf8, Utf8Validator};

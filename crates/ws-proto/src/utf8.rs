@@ -1,16 +1,34 @@
 //! Incremental UTF-8 validation across fragments, failing on the first invalid byte.
 
-/// Validates a text message fragment by fragment. A code point split across fragments is held
-/// (at most 3 bytes) until the next one completes it.
+/// Validates a text message fragment by fragment, failing on the first invalid byte. A code point
+/// split across fragments is held (at most 3 bytes) until the next one completes it.
+///
+/// ```
+/// use ws_proto::Utf8Validator;
+///
+/// let mut utf8 = Utf8Validator::default();
+/// let text = "héllo".as_bytes();
+/// assert!(utf8.feed(&text[..2]).is_ok()); // "h" and half of "é"
+/// assert!(utf8.feed(&text[2..]).is_ok());
+/// assert!(utf8.finish().is_ok());
+/// ```
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Utf8Validator {
+pub struct Utf8Validator {
     partial: [u8; 4],
     partial_len: usize,
 }
 
 /// The fragment holds a byte that can never be part of valid UTF-8 here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InvalidUtf8;
+pub struct InvalidUtf8;
+
+impl std::fmt::Display for InvalidUtf8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid UTF-8")
+    }
+}
+
+impl std::error::Error for InvalidUtf8 {}
 
 /// Below this length simdutf8 does not use SIMD.
 const SIMD_MIN: usize = 64;
@@ -33,7 +51,7 @@ pub(crate) fn validate(bytes: &[u8]) -> Result<(), InvalidUtf8> {
 
 impl Utf8Validator {
     /// Validates the next fragment.
-    pub(crate) fn feed(&mut self, mut chunk: &[u8]) -> Result<(), InvalidUtf8> {
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), InvalidUtf8> {
         if self.partial_len > 0 {
             let need = sequence_len(self.partial[0]) - self.partial_len;
             let take = need.min(chunk.len());
@@ -68,7 +86,7 @@ impl Utf8Validator {
     }
 
     /// Ends the message: a code point left incomplete is an error. Resets for the next message.
-    pub(crate) fn finish(&mut self) -> Result<(), InvalidUtf8> {
+    pub fn finish(&mut self) -> Result<(), InvalidUtf8> {
         let complete = self.partial_len == 0;
         self.partial_len = 0;
         if complete { Ok(()) } else { Err(InvalidUtf8) }

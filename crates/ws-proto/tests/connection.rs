@@ -445,3 +445,19 @@ fn extensions_transform_both_ways_and_own_their_rsv_bits() {
     // RSV1 is still nobody's.
     assert_eq!(feed(&mut server, &client_frame(0xC1, b"x")), Err(ProtocolError::ReservedBits(0x40)));
 }
+
+/// A message over the limit is one error, with the limit in it, whether an extension (here one
+/// that transforms payloads, as compression does) or the frame headers found it.
+#[test]
+fn message_too_big_is_one_error_with_or_without_extensions() {
+    let config = Config::default().with_max_message_size(Some(4));
+    let mut server = Connection::new(Role::Server, config.clone()).with_extensions(vec![Box::new(Reverse)]);
+    let err = feed(&mut server, &client_frame(0xA2, b"too long")).unwrap_err();
+    assert_eq!(err, ProtocolError::MessageTooBig { max: 4 });
+    assert_eq!(err.close_code(), CloseCode::TOO_BIG);
+    let mut plain = Connection::new(Role::Server, config);
+    assert_eq!(
+        feed(&mut plain, &client_frame(0x82, b"too long")),
+        Err(ProtocolError::MessageTooBig { max: 4 })
+    );
+}

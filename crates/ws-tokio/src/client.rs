@@ -140,7 +140,7 @@ impl ClientBuilder {
             ));
         }
         let open = async {
-            let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
+            let stream = open_tcp(&target.host, target.port).await?;
             stream.set_nodelay(true)?;
             let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
             self.run_handshake(stream, handshake, addrs).await
@@ -204,4 +204,22 @@ impl ClientBuilder {
         let leftover = BytesMut::from(&accepted.leftover[..]);
         Ok(open(stream, Role::Client, accepted.extensions, leftover, &self.options, info, None))
     }
+}
+
+/// Resolves `host` and connects to its addresses in turn; the error names what failed.
+async fn open_tcp(host: &str, port: u16) -> Result<TcpStream> {
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|source| Error::Resolve { host: host.to_owned(), source })?;
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect(addr).await {
+            Ok(stream) => return Ok(stream),
+            Err(source) => last = Some(Error::Connect { addr, source }),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Resolve {
+        host: host.to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no addresses"),
+    }))
 }

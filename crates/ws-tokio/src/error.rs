@@ -60,6 +60,20 @@ pub enum Error {
     InvalidUri(String),
     /// A ping with the same payload is still waiting for its pong.
     DuplicatePing,
+    /// The URI's host name could not be resolved.
+    Resolve {
+        /// The host name.
+        host: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The TCP connection could not be opened (the last address tried, when the host has several).
+    Connect {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why (refused, unreachable, timed out).
+        source: io::Error,
+    },
 }
 
 impl Error {
@@ -84,6 +98,11 @@ impl fmt::Display for Error {
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
             Self::DuplicatePing => f.write_str("a ping with this payload is already waiting for its pong"),
+            Self::Resolve { host, .. } => write!(f, "cannot resolve {host}"),
+            Self::Connect { addr, source } if source.kind() == io::ErrorKind::ConnectionRefused => {
+                write!(f, "connection refused: {addr}")
+            }
+            Self::Connect { addr, .. } => write!(f, "cannot connect to {addr}"),
         }
     }
 }
@@ -94,7 +113,7 @@ impl std::error::Error for Error {
             Self::Protocol(e) => Some(e),
             Self::Send(e) => Some(e),
             Self::Handshake(e) => Some(e),
-            Self::Io(e) => Some(e),
+            Self::Io(e) | Self::Resolve { source: e, .. } | Self::Connect { source: e, .. } => Some(e),
             _ => None,
         }
     }

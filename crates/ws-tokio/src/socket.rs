@@ -11,7 +11,9 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
-use ws_proto::{CloseCode, Closure, Extension, Frame, Message, OpCode, Role, State};
+use ws_proto::{
+    CloseCode, Closure, Extension, Frame, Message, OpCode, Role, SendError, State, Utf8Validator,
+};
 
 use crate::driver::{Driver, Handle, open};
 use crate::error::{ConnectionClosed, Error, Result};
@@ -108,21 +110,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     /// Sends one message in fragments, one frame per chunk (`text`: the chunks are UTF-8
-    /// pieces of a text message; a code point may straddle two chunks).
+    /// pieces of a text message; a code point may straddle two chunks). Text chunks are checked
+    /// as they go: invalid UTF-8 is [`SendError::InvalidUtf8`](ws_proto::SendError::InvalidUtf8),
+    /// and when part of the message went out already, the connection is closed with 1011 (it
+    /// cannot be finished), as Python `websockets` does when a fragmented send fails.
     pub async fn send_fragmented<I, B>(&mut self, text: bool, chunks: I) -> Result<()>
     where
         I: IntoIterator<Item = B>,
         B: Into<Bytes>,
     {
         let mut opcode = if text { OpCode::Text } else { OpCode::Binary };
+        let mut utf8 = text.then(Utf8Validator::default);
         let mut chunks = chunks.into_iter().peekable();
         if chunks.peek().is_none() {
             return SendMessage { handle: &self.handle, frame: Some(Frame::new(opcode, Bytes::new(), true)) }
                 .await;
         }
         while let Some(chunk) = chunks.next() {
+            let chunk = chunk.into();
             let fin = chunks.peek().is_none();
-            SendMessage { handle: &self.handle, frame: Some(Frame::new(opcode, chunk.into(), fin)) }.await?;
+            if let Some(utf8) = &mut utf8 {
+                if utf8.feed(&chunk).is_err() || (fin && utf8.finish().is_err()) {
+                    if opcode == OpCode::Continuation {
+                        let _ = close(&self.handle, CloseCode::INTERNAL_ERROR, "").await;
+                    }
+                    return Err(Error::Send(SendError::InvalidUtf8));
+                }
+            }
+            SendMessage { handle: &self.handle, frame: Some(Frame::new(opcode, chunk, fin)) }.await?;
             opcode = OpCode::Continuation;
         }
         Ok(())

@@ -515,3 +515,44 @@ async fn the_error_that_ended_a_connection_is_the_same_for_every_caller() {
     assert_eq!(errors[0], errors[2]);
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn connect_errors_name_what_failed() {
+    // A port nothing listens on.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = ws_tokio::connect(&uri(addr)).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("connection refused: {addr}"));
+    assert!(std::error::Error::source(&err).is_some(), "the OS error is the source");
+    let err = ws_tokio::connect("ws://example.invalid/").await.unwrap_err();
+    assert_eq!(err.to_string(), "cannot resolve example.invalid");
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[tokio::test]
+async fn fragmented_text_is_checked_for_utf8() {
+    let (server, addr) = echo_server(ServerBuilder::new()).await;
+    let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
+    // A code point split across chunks is fine.
+    let text = "héllo wörld".as_bytes();
+    ws.send_fragmented(true, [&text[..2], &text[2..9], &text[9..]].map(Bytes::copy_from_slice))
+        .await
+        .unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("héllo wörld"));
+    // Invalid in the first chunk: refused, nothing sent, the connection goes on.
+    let err =
+        ws.send_fragmented(true, [Bytes::from_static(b"\xff"), Bytes::from_static(b"x")]).await.unwrap_err();
+    assert!(matches!(err, Error::Send(ws_proto::SendError::InvalidUtf8)), "{err:?}");
+    ws.send("still open").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("still open"));
+    // Cut in the middle of a code point at the end: the half-sent message cannot be finished,
+    // the connection closes with 1011.
+    let err = ws
+        .send_fragmented(true, [Bytes::from_static(b"ok "), Bytes::from_static(b"\xc3")])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Send(ws_proto::SendError::InvalidUtf8)), "{err:?}");
+    assert_eq!(ws.closure().and_then(|c| c.sent.flatten()).map(|f| f.code), Some(CloseCode::INTERNAL_ERROR));
+    server.shutdown(Duration::from_secs(1)).await;
+}
