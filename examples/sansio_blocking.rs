@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ws_deflate::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
 use ws_handshake::{ClientConfig, ClientHandshake, ServerConfig, ServerHandshake};
-use ws_proto::{Buf, BytesMut, CloseCode, Config, Connection, Event, Message, Role, State};
+use ws_proto::{Buf, BytesMut, CloseCode, Config, Connection, Event, Message, State};
 
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -67,9 +67,8 @@ fn server(listener: TcpListener) -> Result<(), AnyError> {
     accepted.write_response(&mut response);
     socket.write_all(&response)?;
 
-    let mut conn = Connection::new(Role::Server, Config::default()).with_extensions(accepted.extensions);
-    let mut buf = BytesMut::from(&accepted.leftover[..]);
-    conn.receive(&mut buf)?;
+    // The connection, with whatever the client pipelined behind its request already received.
+    let (mut conn, mut buf) = accepted.into_connection(Config::default());
     // Echo until the client closes.
     while let Some(event) = next_event(&mut conn, &mut socket, &mut buf)? {
         if let Event::Message(message) = event {
@@ -103,8 +102,8 @@ fn client(addr: std::net::SocketAddr) -> Result<(), AnyError> {
     let names: Vec<&str> = accepted.extensions.iter().map(|e| e.name()).collect();
     println!("client: connected, extensions {names:?}");
 
-    let mut conn = Connection::new(Role::Client, Config::default()).with_extensions(accepted.extensions);
-    let mut buf = BytesMut::from(&accepted.leftover[..]);
+    // Frames that came in the same read as the 101 are already received: none is lost.
+    let (mut conn, mut buf) = accepted.into_connection(Config::default());
     for text in ["Hello", "from a blocking client", &"compressible ".repeat(100)] {
         conn.send_text(text)?;
         flush(&mut conn, &mut socket)?;

@@ -66,6 +66,7 @@ mod auth;
 mod client;
 mod date;
 mod http1;
+mod opened;
 mod reject;
 mod server;
 mod tokens;
@@ -86,3 +87,4 @@ pub use tokens::{InvalidTokenList, parse_token_list};
 
 /// The `http` crate, whose types this API uses.
 pub use http;
+pub use ws_proto::{BytesMut, Config, Connection, Role};

@@ -334,3 +334,19 @@ fn rejections_keep_the_response() {
     assert!(c.receive(b"HTTP/1.1 101").unwrap().is_none());
     assert!(matches!(c.receive_eof(), ClientError::UnexpectedEof));
 }
+
+/// Frames that arrive in the same read as the 101 cannot be lost: `into_connection` has
+/// received them already, and hands back the buffer to append the next reads to.
+#[test]
+fn frames_behind_the_response_are_received_by_into_connection() {
+    let mut c = client("ws://example.com/", Arc::new(ClientConfig::default()));
+    let mut bytes = response("");
+    bytes.extend_from_slice(&[0x81, 0x02, b'h', b'i', 0x81, 0x03, b'y', b'o']); // "hi" and half of "you"
+    let accepted = c.receive(&bytes).unwrap().expect("complete response");
+    let (mut conn, mut buf) = accepted.into_connection(ws_handshake::Config::default());
+    assert_eq!(conn.next_event(), Some(ws_proto::Event::Message(ws_proto::Message::text("hi"))));
+    assert_eq!(conn.next_event(), None);
+    buf.extend_from_slice(b"u");
+    conn.receive(&mut buf).unwrap();
+    assert_eq!(conn.next_event(), Some(ws_proto::Event::Message(ws_proto::Message::text("you"))));
+}
