@@ -11,6 +11,10 @@
 //! `WS_ABUSE_CONNECTIONS=10000` raises the number of held connections from the default 2,000.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic
 
+mod common;
+
+use common::{client_frame, close_frame, handshake, raw_client, read_frame, tiny_buffer_client};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,77 +86,6 @@ fn echo_reporting(
             let _ = report.send((error, ws.close_code()));
         })
     }
-}
-
-const REQUEST_TAIL: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
-    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
-
-/// The opening handshake by hand on `stream`, with extra header lines (each ending in CRLF).
-async fn handshake(stream: &mut TcpStream, addr: SocketAddr, extra: &str) {
-    let request = format!("GET / HTTP/1.1\r\nHost: {addr}\r\n{REQUEST_TAIL}{extra}\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::with_capacity(256);
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
-}
-
-async fn raw_client(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    handshake(&mut stream, addr, "").await;
-    stream
-}
-
-/// A raw client whose kernel buffers are as small as the kernel allows, so that backpressure
-/// shows after a few kilobytes rather than megabytes.
-async fn tiny_buffer_client(addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    socket.set_send_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(addr).await.unwrap();
-    handshake(&mut stream, addr, "").await;
-    stream
-}
-
-/// A masked client frame (mask `37 fa 21 3d`). `first` is the first byte (FIN, RSV, opcode).
-fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
-    const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
-    let mut out = vec![first];
-    match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
-        n @ 126..=65535 => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&MASK);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
-    out
-}
-
-fn close_frame(code: u16) -> Vec<u8> {
-    client_frame(0x88, &code.to_be_bytes())
-}
-
-/// Reads one unmasked server frame: (first byte, payload).
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<(u8, Vec<u8>)> {
-    let mut head = [0u8; 2];
-    stream.read_exact(&mut head).await?;
-    let len = match head[1] & 0x7F {
-        126 => usize::from(stream.read_u16().await?),
-        127 => stream.read_u64().await? as usize,
-        n => usize::from(n),
-    };
-    let mut payload = vec![0; len];
-    stream.read_exact(&mut payload).await?;
-    Ok((head[0], payload))
 }
 
 /// Reads frames until a close frame; returns its code.
