@@ -7,6 +7,8 @@
 //! told so), so it neither slows the others nor makes the server's memory grow; its own
 //! writer waits on the connection's write limit.
 
+mod common;
+
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -15,7 +17,7 @@ use ws_tokio::{CloseCode, Message, ServerBuilder};
 const BACKLOG: usize = 256;
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), common::Report> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8765".to_owned());
     let (hub, _) = broadcast::channel::<Message>(BACKLOG);
     let server = ServerBuilder::new()

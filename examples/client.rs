@@ -2,11 +2,13 @@
 //!
 //! `cargo run --release --example client -- ws://127.0.0.1:8765`
 
+mod common;
+
 use tokio::io::{AsyncBufReadExt, BufReader};
 use ws_tokio::{CloseCode, Message};
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), common::Report> {
     let uri = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:8765".to_owned());
     let ws = ws_tokio::connect(&uri).await?;
     let (mut reader, mut writer) = ws.split();

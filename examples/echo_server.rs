@@ -4,12 +4,14 @@
 //! (default 127.0.0.1:8765). `--lean-compression` uses the memory-lean mode: per-thread zlib
 //! streams, no context takeover.
 
+mod common;
+
 use std::time::Duration;
 
 use ws_tokio::{Compression, ServerBuilder};
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), common::Report> {
     let mut addr = "127.0.0.1:8765".to_owned();
     let mut compression = Some(Compression::Deflate);
     for arg in std::env::args().skip(1) {

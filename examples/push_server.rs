@@ -5,12 +5,14 @@
 //! `cargo run --release --example push_server -- [ADDR] [--no-compression] [--interval-ms N]`
 //! (default 127.0.0.1:8765, 100 ms). The handler returns once `send` fails.
 
+mod common;
+
 use std::time::Duration;
 
 use ws_tokio::{Compression, ServerBuilder};
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
+async fn main() -> Result<(), common::Report> {
     let mut addr = "127.0.0.1:8765".to_owned();
     let mut compression = Some(Compression::Deflate);
     let mut interval = Duration::from_millis(100);

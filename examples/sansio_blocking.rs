@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release --example sansio_blocking`
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
@@ -123,7 +125,7 @@ fn client(addr: std::net::SocketAddr) -> Result<(), AnyError> {
     Ok(())
 }
 
-fn main() -> Result<(), AnyError> {
+fn main() -> Result<(), common::Report> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let server = std::thread::spawn(move || server(listener));
