@@ -5,6 +5,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
+use ws_extensions::ExtensionHeaderItem;
+use ws_extensions::header::parse_extension_headers;
 use ws_proto::Extension;
 
 /// What is known of a connection once its opening handshake is done.
@@ -101,5 +103,16 @@ impl ConnectionInfo {
     /// The names of the negotiated extensions, in order.
     pub fn extensions(&self) -> &[String] {
         &self.extensions
+    }
+
+    /// The negotiated extensions with their parameters, in order, as the server's 101 response
+    /// agreed them: e.g. `permessage-deflate` with `server_max_window_bits=12` and
+    /// `client_no_context_takeover` (Python's `remote_max_window_bits` and the like are read
+    /// from these, by role). Empty when the handshake was done elsewhere (`from_upgraded`).
+    pub fn extension_params(&self) -> Vec<ExtensionHeaderItem> {
+        let Some(response) = self.response() else { return Vec::new() };
+        let values = response.headers().get_all(http::header::SEC_WEBSOCKET_EXTENSIONS);
+        // The handshake parsed this header already; it cannot fail here.
+        parse_extension_headers(values).unwrap_or_default()
     }
 }

@@ -45,4 +45,5 @@ pub use options::{Compression, Options};
 pub use server::{Acceptor, HandlerResult, Server, ServerBuilder, serve};
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
+pub use ws_extensions::{ExtensionHeaderItem, ExtensionParam};
 pub use ws_proto::{Bytes, Cause, CloseCode, Closure, Message, Role, State, Utf8Bytes};

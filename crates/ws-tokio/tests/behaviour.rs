@@ -556,3 +556,36 @@ async fn fragmented_text_is_checked_for_utf8() {
     assert_eq!(ws.closure().and_then(|c| c.sent.flatten()).map(|f| f.code), Some(CloseCode::INTERNAL_ERROR));
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// The negotiated extension parameters are readable on an open connection, on both sides.
+#[tokio::test]
+async fn negotiated_extension_parameters_are_in_info() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new().serve_listener(
+        move |mut ws: WebSocket<TcpStream>| {
+            let _ = tx.send(ws.info().extension_params());
+            async move {
+                let _ = ws.recv().await;
+            }
+        },
+        listener,
+    );
+    let ws = ClientBuilder::new()
+        .extension(std::sync::Arc::new(ws_deflate::ClientPerMessageDeflateFactory {
+            server_max_window_bits: Some(10),
+            ..Default::default()
+        }))
+        .connect(&uri(addr))
+        .await
+        .unwrap();
+    let on_client = ws.info().extension_params();
+    assert_eq!(on_client.len(), 1, "{on_client:?}");
+    assert_eq!(on_client[0].name, "permessage-deflate");
+    let bits = on_client[0].params.iter().find(|p| p.name == "server_max_window_bits");
+    assert_eq!(bits.and_then(|p| p.value.as_deref()), Some("10"), "{on_client:?}");
+    assert_eq!(rx.recv().await.unwrap(), on_client, "both sides see the same agreement");
+    drop(ws);
+    server.shutdown(Duration::from_secs(1)).await;
+}
