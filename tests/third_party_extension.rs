@@ -12,17 +12,20 @@ use ws_ext_example::{Algorithm, ChecksumClientFactory, ChecksumServerFactory};
 async fn checksum_extension_chained_with_deflate() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new().extension(Arc::new(ChecksumServerFactory::default())).serve_listener(
-        |mut ws: WebSocket<TcpStream>| async move {
-            assert_eq!(ws.info().extensions(), ["x-checksum", "permessage-deflate"]);
-            while let Ok(message) = ws.recv().await {
-                if ws.send(message).await.is_err() {
-                    break;
+    let server = ServerBuilder::new()
+        .extension(Arc::new(ChecksumServerFactory::default()))
+        .serve_listener(
+            |mut ws: WebSocket<TcpStream>| async move {
+                assert_eq!(ws.info().extensions(), ["x-checksum", "permessage-deflate"]);
+                while let Ok(message) = ws.recv().await {
+                    if ws.send(message).await.is_err() {
+                        break;
+                    }
                 }
-            }
-        },
-        listener,
-    );
+            },
+            listener,
+        )
+        .unwrap();
 
     let mut ws = ClientBuilder::new()
         .extension(Arc::new(ChecksumClientFactory { algorithm: Some(Algorithm::Fnv1a) }))
@@ -54,14 +57,17 @@ async fn declined_offer_leaves_only_deflate() {
     let addr = listener.local_addr().unwrap();
     // The server supports only adler32: the client's fnv1a offer is declined, not fatal.
     let factory = ChecksumServerFactory { algorithms: vec![Algorithm::Adler32] };
-    let server = ServerBuilder::new().extension(Arc::new(factory)).serve_listener(
-        |mut ws: WebSocket<TcpStream>| async move {
-            while let Ok(message) = ws.recv().await {
-                let _ = ws.send(message).await;
-            }
-        },
-        listener,
-    );
+    let server = ServerBuilder::new()
+        .extension(Arc::new(factory))
+        .serve_listener(
+            |mut ws: WebSocket<TcpStream>| async move {
+                while let Ok(message) = ws.recv().await {
+                    let _ = ws.send(message).await;
+                }
+            },
+            listener,
+        )
+        .unwrap();
     let mut ws = ClientBuilder::new()
         .extension(Arc::new(ChecksumClientFactory { algorithm: Some(Algorithm::Fnv1a) }))
         .connect(&format!("ws://{addr}/"))

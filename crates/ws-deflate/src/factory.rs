@@ -4,7 +4,7 @@ use ws_extensions::{
     ClientExtensionFactory, Extension, ExtensionParam, NegotiationError, Rsv, ServerExtensionFactory,
 };
 
-use crate::config::{ConfigError, check_level, check_mem_level, check_window_bits};
+use crate::config::{ConfigError, check_level, check_mem_level, check_window_bits, config_error};
 use crate::extension::{Memory, NAME, PerMessageDeflate, PerMessageDeflateConfig};
 use crate::params::{self, Params, Side, WindowParam};
 use crate::{DEFAULT_LEVEL, DEFAULT_MEM_LEVEL};
@@ -137,6 +137,10 @@ impl ClientPerMessageDeflateFactory {
 impl ClientExtensionFactory for ClientPerMessageDeflateFactory {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::validate(self)
     }
 
     fn request_params(&self) -> Vec<Vec<ExtensionParam>> {
@@ -283,7 +287,7 @@ impl ServerPerMessageDeflateFactory {
         check_level(self.level)?;
         check_mem_level(self.mem_level)?;
         if self.require_client_max_window_bits && self.client_max_window_bits.is_none() {
-            return Err(ConfigError::new("require_client_max_window_bits needs client_max_window_bits"));
+            return Err(config_error("require_client_max_window_bits needs client_max_window_bits"));
         }
         Ok(())
     }
@@ -292,6 +296,10 @@ impl ServerPerMessageDeflateFactory {
 impl ServerExtensionFactory for ServerPerMessageDeflateFactory {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        Self::validate(self)
     }
 
     fn process_request_params(

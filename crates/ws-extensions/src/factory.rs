@@ -22,6 +22,13 @@ pub trait ClientExtensionFactory: Send + Sync + 'static {
         params: &[ExtensionParam],
         accepted: &[Box<dyn Extension>],
     ) -> Result<Box<dyn Extension>, NegotiationError>;
+
+    /// Checks the factory's own settings (window sizes, levels...) before any handshake, so that
+    /// a misconfiguration is an error the user sees, not an extension silently left out: the
+    /// client refuses to connect, the server to start. The default accepts.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
 }
 
 /// Server side of an extension's negotiation.
@@ -36,6 +43,13 @@ pub trait ServerExtensionFactory: Send + Sync + 'static {
         params: &[ExtensionParam],
         accepted: &[Box<dyn Extension>],
     ) -> Result<(Vec<ExtensionParam>, Box<dyn Extension>), NegotiationError>;
+
+    /// Checks the factory's own settings (window sizes, levels...) before any handshake, so that
+    /// a misconfiguration is an error the user sees, not an extension silently left out: the
+    /// client refuses to connect, the server to start. The default accepts.
+    fn validate(&self) -> Result<(), ConfigError> {
+        Ok(())
+    }
 }
 
 /// Why a negotiation step failed: on the server, the offer is declined; on the client, the
@@ -57,3 +71,31 @@ impl fmt::Display for NegotiationError {
 }
 
 impl std::error::Error for NegotiationError {}
+
+/// An extension factory's settings are invalid (from [`ClientExtensionFactory::validate`] or
+/// [`ServerExtensionFactory::validate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    extension: String,
+    why: String,
+}
+
+impl ConfigError {
+    /// `extension`'s settings are invalid: `why`.
+    pub fn new(extension: impl Into<String>, why: impl Into<String>) -> Self {
+        Self { extension: extension.into(), why: why.into() }
+    }
+
+    /// The extension whose settings are invalid.
+    pub fn extension(&self) -> &str {
+        &self.extension
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} configuration: {}", self.extension, self.why)
+    }
+}
+
+impl std::error::Error for ConfigError {}

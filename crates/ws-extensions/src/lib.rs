@@ -12,7 +12,7 @@ pub mod header;
 mod negotiate;
 mod params;
 
-pub use factory::{ClientExtensionFactory, NegotiationError, ServerExtensionFactory};
+pub use factory::{ClientExtensionFactory, ConfigError, NegotiationError, ServerExtensionFactory};
 pub use negotiate::{negotiate_client, negotiate_server};
 pub use params::{ExtensionHeaderItem, ExtensionParam};
 pub use ws_proto::{Bytes, CloseCode, Extension, ExtensionError, Frame, OpCode, Rsv};

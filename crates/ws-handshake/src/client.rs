@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use ws_extensions::header::{HeaderError, parse_extension_headers, serialize_extensions};
 use ws_extensions::{
-    ClientExtensionFactory, Extension, ExtensionHeaderItem, NegotiationError, negotiate_client,
+    ClientExtensionFactory, ConfigError, Extension, ExtensionHeaderItem, NegotiationError, negotiate_client,
 };
 
 use crate::accept_key::{accept_key_bytes, encode_key};
@@ -122,6 +122,8 @@ pub enum ClientError {
     /// The URI is not a usable `ws://` or `wss://` URI: another scheme, no host, a port that is
     /// not 1-65535, a fragment, a user name without a password... The message says which.
     InvalidUri(String),
+    /// A configured extension factory's settings are invalid (nothing was sent).
+    InvalidExtension(ConfigError),
     /// A configured header (or origin, user agent, subprotocol, credentials) cannot be sent.
     InvalidHeader {
         /// The header.
@@ -160,6 +162,7 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidUri(why) => write!(f, "invalid WebSocket URI: {why}"),
+            Self::InvalidExtension(e) => write!(f, "{e}"),
             Self::InvalidHeader { name, reason } => write!(f, "invalid {name} header: {reason}"),
             Self::Random(e) => write!(f, "cannot generate Sec-WebSocket-Key: {e}"),
             Self::Limit(l) => write!(f, "response head rejected: {l}"),
@@ -181,6 +184,7 @@ impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Random(e) => Some(e),
+            Self::InvalidExtension(e) => Some(e),
             Self::Limit(e) => Some(e),
             Self::Subprotocol(Some(e)) => Some(e),
             Self::ExtensionsHeader(e) => Some(e),
@@ -228,6 +232,9 @@ impl ClientHandshake {
     /// Like [`new`](Self::new) with a given key, for deterministic tests.
     pub fn with_key(uri: &str, config: Arc<ClientConfig>, key: [u8; 16]) -> Result<Self, ClientError> {
         let (target, request_uri, host, userinfo) = parse_uri(uri)?;
+        for factory in &config.extensions {
+            factory.validate().map_err(ClientError::InvalidExtension)?;
+        }
         let key = encode_key(&key);
         let mut request = Request::new(());
         *request.method_mut() = Method::GET;

@@ -87,4 +87,5 @@ pub use tokens::{InvalidTokenList, parse_token_list};
 
 /// The `http` crate, whose types this API uses.
 pub use http;
+pub use ws_extensions::ConfigError;
 pub use ws_proto::{BytesMut, Config, Connection, Role};

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use ws_extensions::header::{parse_extension_headers, serialize_extensions};
-use ws_extensions::{Extension, ServerExtensionFactory, negotiate_server};
+use ws_extensions::{ConfigError, Extension, ServerExtensionFactory, negotiate_server};
 
 use crate::accept_key::{accept_key_bytes, is_valid_key};
 use crate::http1::{
@@ -126,6 +126,13 @@ impl fmt::Debug for Accepted {
 }
 
 impl ServerConfig {
+    /// Checks every extension factory's settings (see [`ServerExtensionFactory::validate`]):
+    /// call it before serving, so that a misconfigured extension is an error rather than one
+    /// that every client is silently refused.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.extensions.iter().try_for_each(|factory| factory.validate())
+    }
+
     /// Decides on a parsed request: runs `process_request`, checks the request (RFC 6455
     /// §4.2.1), negotiates subprotocol and extensions, builds the 101 and runs
     /// `process_response`. `now` sets the `Date` header (`None` omits it, for deterministic

@@ -160,11 +160,16 @@ impl ServerBuilder {
     }
 
     /// Freezes the settings into an [`Acceptor`] for transports you accept yourself.
-    pub fn build(&self) -> Acceptor {
-        Acceptor { config: Arc::new(self.handshake_config()), options: self.options.clone() }
+    /// Fails when an extension factory's settings are invalid (`InvalidInput`, with the
+    /// extension's [`ConfigError`](ws_handshake::ConfigError) inside).
+    pub fn build(&self) -> io::Result<Acceptor> {
+        let config = self.handshake_config();
+        config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(Acceptor { config: Arc::new(config), options: self.options.clone() })
     }
 
-    /// Listens on `addr` and serves each connection with `handler`.
+    /// Listens on `addr` and serves each connection with `handler`. Fails when the address
+    /// cannot be bound or an extension factory's settings are invalid.
     pub async fn serve<H, F>(self, handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
     where
         H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
@@ -172,17 +177,18 @@ impl ServerBuilder {
         F::Output: HandlerResult,
     {
         let listener = TcpListener::bind(addr).await?;
-        Ok(self.serve_listener(handler, listener))
+        self.serve_listener(handler, listener)
     }
 
-    /// Serves connections from a bound listener.
-    pub fn serve_listener<H, F>(self, handler: H, listener: TcpListener) -> Server
+    /// Serves connections from a bound listener. Fails when an extension factory's settings are
+    /// invalid.
+    pub fn serve_listener<H, F>(self, handler: H, listener: TcpListener) -> io::Result<Server>
     where
         H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
         F: Future + Send + 'static,
         F::Output: HandlerResult,
     {
-        let acceptor = self.build();
+        let acceptor = self.build()?;
         let local_addr = listener.local_addr().ok();
         let shutdown = ShutdownSignal::default();
         let tracker = TaskTracker::new();
@@ -220,7 +226,7 @@ impl ServerBuilder {
             }
         };
         let accept_task = tokio::spawn(accept_loop);
-        Server { local_addr, shutdown, tracker, accept_task }
+        Ok(Server { local_addr, shutdown, tracker, accept_task })
     }
 }
 

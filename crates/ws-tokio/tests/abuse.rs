@@ -62,7 +62,7 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    (builder.serve_listener(handler, listener), addr)
+    (builder.serve_listener(handler, listener).unwrap(), addr)
 }
 
 /// Echoes every message until the connection ends; reports how it ended.
@@ -548,7 +548,8 @@ async fn ping_flood_does_not_queue_pongs_without_bound() {
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let listener = socket.listen(1024).unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new().ping_interval(None).serve_listener(echo_reporting(tx), listener);
+    let server =
+        ServerBuilder::new().ping_interval(None).serve_listener(echo_reporting(tx), listener).unwrap();
     let stream = tiny_buffer_client(addr).await;
     let (mut read, mut write) = stream.into_split();
     let before = rss();
@@ -697,7 +698,8 @@ async fn unread_messages_are_bounded_by_max_queue_times_max_size() {
                 tokio::time::sleep(Duration::from_secs(30)).await;
             },
             listener,
-        );
+        )
+        .unwrap();
     let before = rss();
     // One copy shared by the clients: the RSS growth is the server's.
     let frame = Bytes::from(client_frame(0x82, &vec![7u8; SIZE]));

@@ -12,16 +12,18 @@ use ws_tokio::{Bytes, ClientBuilder, CloseCode, Error, Message, Server, ServerBu
 async fn echo_server(builder: ServerBuilder) -> (Server, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = builder.serve_listener(
-        |mut ws: WebSocket<TcpStream>| async move {
-            while let Ok(message) = ws.recv().await {
-                if ws.send(message).await.is_err() {
-                    break;
+    let server = builder
+        .serve_listener(
+            |mut ws: WebSocket<TcpStream>| async move {
+                while let Ok(message) = ws.recv().await {
+                    if ws.send(message).await.is_err() {
+                        break;
+                    }
                 }
-            }
-        },
-        listener,
-    );
+            },
+            listener,
+        )
+        .unwrap();
     (server, addr)
 }
 
@@ -186,7 +188,8 @@ async fn keepalive_server() -> (Server, SocketAddr, tokio::sync::oneshot::Receiv
                 }
             },
             listener,
-        );
+        )
+        .unwrap();
     (server, addr, rx)
 }
 
@@ -213,27 +216,30 @@ async fn reader_that_never_reads_keeps_server_memory_bounded() {
     let tx = std::sync::Mutex::new(Some(tx));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new().compression(None).serve_listener(
-        move |mut ws: WebSocket<TcpStream>| {
-            let tx = tx.lock().unwrap().take();
-            async move {
-                let chunk = Bytes::from(vec![0u8; 64 * 1024]);
-                let mut sent = 0usize;
-                // 256 MiB could never fit in socket buffers: send must start waiting.
-                let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                    for _ in 0..4096 {
-                        ws.send(chunk.clone()).await.unwrap();
-                        sent += 1;
+    let server = ServerBuilder::new()
+        .compression(None)
+        .serve_listener(
+            move |mut ws: WebSocket<TcpStream>| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+                    let mut sent = 0usize;
+                    // 256 MiB could never fit in socket buffers: send must start waiting.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        for _ in 0..4096 {
+                            ws.send(chunk.clone()).await.unwrap();
+                            sent += 1;
+                        }
+                    })
+                    .await;
+                    if let Some(tx) = tx {
+                        let _ = tx.send(sent);
                     }
-                })
-                .await;
-                if let Some(tx) = tx {
-                    let _ = tx.send(sent);
                 }
-            }
-        },
-        listener,
-    );
+            },
+            listener,
+        )
+        .unwrap();
     let _stalled = raw_client(addr).await; // never reads
     let sent = rx.await.unwrap();
     // Kernel buffers take some megabytes; the rest waits in our 32 KiB write buffer, not in memory.
@@ -276,18 +282,20 @@ async fn connection_lost_without_close_frame_is_1006() {
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let tx = std::sync::Mutex::new(Some(tx));
-    let server = ServerBuilder::new().serve_listener(
-        move |mut ws: WebSocket<TcpStream>| {
-            let tx = tx.lock().unwrap().take();
-            async move {
-                let error = ws.recv().await.unwrap_err();
-                if let Some(tx) = tx {
-                    let _ = tx.send((error, ws.close_code()));
+    let server = ServerBuilder::new()
+        .serve_listener(
+            move |mut ws: WebSocket<TcpStream>| {
+                let tx = tx.lock().unwrap().take();
+                async move {
+                    let error = ws.recv().await.unwrap_err();
+                    if let Some(tx) = tx {
+                        let _ = tx.send((error, ws.close_code()));
+                    }
                 }
-            }
-        },
-        listener,
-    );
+            },
+            listener,
+        )
+        .unwrap();
     let client = raw_client(addr).await;
     drop(client); // FIN without a close frame
     let (error, code) = rx.await.unwrap();
@@ -330,7 +338,7 @@ async fn graceful_shutdown_closes_with_1001() {
 async fn handler_return_closes_with_1000() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new().serve_listener(|_ws: WebSocket<TcpStream>| async {}, listener);
+    let server = ServerBuilder::new().serve_listener(|_ws: WebSocket<TcpStream>| async {}, listener).unwrap();
     let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
     match ws.recv().await {
         Err(Error::Closed(closed)) => assert_eq!(closed.code, CloseCode::NORMAL),
@@ -354,7 +362,7 @@ async fn rejected_handshake_keeps_the_response() {
 async fn any_async_read_write_transport() {
     // An in-memory pipe stands in for TLS, Unix sockets or an upgraded hyper connection.
     let (client_io, server_io) = tokio::io::duplex(64 * 1024);
-    let acceptor = ServerBuilder::new().subprotocols(["chat"]).build();
+    let acceptor = ServerBuilder::new().subprotocols(["chat"]).build().unwrap();
     let server = tokio::spawn(async move {
         let mut ws = acceptor.accept(server_io).await.unwrap();
         assert_eq!(ws.subprotocol(), Some("chat"));
@@ -399,24 +407,26 @@ async fn connection_info_keeps_the_handshake() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    let _server = ServerBuilder::new().serve_listener(
-        move |mut ws: WebSocket<TcpStream>| {
-            let seen_tx = seen_tx.clone();
-            async move {
-                let info = ws.info();
-                let request = info.request().unwrap();
-                let response = info.response().unwrap();
-                let _ = seen_tx.send((
-                    request.uri().to_string(),
-                    request.headers()["x-custom"].to_str().unwrap().to_owned(),
-                    response.status().as_u16(),
-                    info.remote_addr().is_some(),
-                ));
-                let _ = ws.recv().await;
-            }
-        },
-        listener,
-    );
+    let _server = ServerBuilder::new()
+        .serve_listener(
+            move |mut ws: WebSocket<TcpStream>| {
+                let seen_tx = seen_tx.clone();
+                async move {
+                    let info = ws.info();
+                    let request = info.request().unwrap();
+                    let response = info.response().unwrap();
+                    let _ = seen_tx.send((
+                        request.uri().to_string(),
+                        request.headers()["x-custom"].to_str().unwrap().to_owned(),
+                        response.status().as_u16(),
+                        info.remote_addr().is_some(),
+                    ));
+                    let _ = ws.recv().await;
+                }
+            },
+            listener,
+        )
+        .unwrap();
     let ws = ClientBuilder::new()
         .header(http::HeaderName::from_static("x-custom"), http::HeaderValue::from_static("yes"))
         .connect(&format!("ws://{addr}/chat?room=1"))
@@ -473,7 +483,7 @@ async fn a_duplicate_ping_payload_is_its_own_error() {
     let silent = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (socket, _) = listener.accept().await.unwrap();
-        let acceptor = ServerBuilder::new().ping_interval(None).build();
+        let acceptor = ServerBuilder::new().ping_interval(None).build().unwrap();
         let (_ws, _driver) = acceptor.accept_with_driver(socket).await.unwrap();
         tokio::time::sleep(Duration::from_secs(5)).await;
     });
@@ -490,20 +500,22 @@ async fn the_error_that_ended_a_connection_is_the_same_for_every_caller() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
-    let server = ServerBuilder::new().serve_listener(
-        move |ws: WebSocket<TcpStream>| {
-            let tx = tx.clone();
-            async move {
-                let (mut reader, mut writer) = ws.split();
-                let first = reader.recv().await.unwrap_err();
-                let second = reader.recv().await.unwrap_err();
-                let from_writer = writer.send("late").await.unwrap_err();
-                let taken = tx.lock().unwrap().take();
-                let _ = taken.unwrap().send([first, second, from_writer].map(|e| e.to_string()));
-            }
-        },
-        listener,
-    );
+    let server = ServerBuilder::new()
+        .serve_listener(
+            move |ws: WebSocket<TcpStream>| {
+                let tx = tx.clone();
+                async move {
+                    let (mut reader, mut writer) = ws.split();
+                    let first = reader.recv().await.unwrap_err();
+                    let second = reader.recv().await.unwrap_err();
+                    let from_writer = writer.send("late").await.unwrap_err();
+                    let taken = tx.lock().unwrap().take();
+                    let _ = taken.unwrap().send([first, second, from_writer].map(|e| e.to_string()));
+                }
+            },
+            listener,
+        )
+        .unwrap();
     let mut raw = raw_client(addr).await;
     raw.write_all(&[0x83, 0x80, 0, 0, 0, 0]).await.unwrap(); // reserved opcode 3
     let (b0, payload) = read_frame(&mut raw).await;
@@ -563,15 +575,17 @@ async fn negotiated_extension_parameters_are_in_info() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new().serve_listener(
-        move |mut ws: WebSocket<TcpStream>| {
-            let _ = tx.send(ws.info().extension_params());
-            async move {
-                let _ = ws.recv().await;
-            }
-        },
-        listener,
-    );
+    let server = ServerBuilder::new()
+        .serve_listener(
+            move |mut ws: WebSocket<TcpStream>| {
+                let _ = tx.send(ws.info().extension_params());
+                async move {
+                    let _ = ws.recv().await;
+                }
+            },
+            listener,
+        )
+        .unwrap();
     let ws = ClientBuilder::new()
         .extension(std::sync::Arc::new(ws_deflate::ClientPerMessageDeflateFactory {
             server_max_window_bits: Some(10),
@@ -588,4 +602,25 @@ async fn negotiated_extension_parameters_are_in_info() {
     assert_eq!(rx.recv().await.unwrap(), on_client, "both sides see the same agreement");
     drop(ws);
     server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// An extension factory with settings out of range is an error at connect and serve time, not
+/// a connection without compression.
+#[tokio::test]
+async fn invalid_extension_settings_are_errors() {
+    let client =
+        ClientBuilder::new().extension(std::sync::Arc::new(ws_deflate::ClientPerMessageDeflateFactory {
+            server_max_window_bits: Some(20),
+            ..Default::default()
+        }));
+    let err = client.connect("ws://127.0.0.1:1/").await.unwrap_err();
+    assert!(err.to_string().contains("server_max_window_bits must be between 8 and 15, got 20"), "{err}");
+    let server =
+        ServerBuilder::new().extension(std::sync::Arc::new(ws_deflate::ServerPerMessageDeflateFactory {
+            mem_level: 0,
+            ..Default::default()
+        }));
+    let err = server.serve(|_ws: WebSocket<TcpStream>| async {}, "127.0.0.1:0").await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("mem_level must be between 1 and 9, got 0"), "{err}");
 }

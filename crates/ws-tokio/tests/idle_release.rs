@@ -93,7 +93,8 @@ async fn quiet_connections_release_memory_and_busy_ones_do_not() {
                 }
             },
             listener,
-        );
+        )
+        .unwrap();
     let client_releases = Arc::new(AtomicUsize::new(0));
     let mut ws = ClientBuilder::new()
         .compression(None)

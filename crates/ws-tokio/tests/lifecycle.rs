@@ -47,7 +47,7 @@ where
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    (builder.serve_listener(handler, listener), addr)
+    (builder.serve_listener(handler, listener).unwrap(), addr)
 }
 
 /// A server that pings every 100 ms, waits 100 ms for the pong and 100 ms for a close frame.
@@ -554,26 +554,28 @@ fn never_reads(
     builder: ServerBuilder,
 ) -> (Server, SocketAddr, mpsc::UnboundedReceiver<(Error, Duration, usize)>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let server = builder.serve_listener(
-        move |mut ws: WebSocket<TcpStream>| {
-            let tx = tx.clone();
-            async move {
-                let started = Instant::now();
-                while ws.state() != State::Closed {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+    let server = builder
+        .serve_listener(
+            move |mut ws: WebSocket<TcpStream>| {
+                let tx = tx.clone();
+                async move {
+                    let started = Instant::now();
+                    while ws.state() != State::Closed {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    let closed_after = started.elapsed();
+                    let error = ws.send("after the end").await.unwrap_err();
+                    // Only now: what was queued stays readable after the end.
+                    let mut queued = 0;
+                    while ws.recv().await.is_ok() {
+                        queued += 1;
+                    }
+                    let _ = tx.send((error, closed_after, queued));
                 }
-                let closed_after = started.elapsed();
-                let error = ws.send("after the end").await.unwrap_err();
-                // Only now: what was queued stays readable after the end.
-                let mut queued = 0;
-                while ws.recv().await.is_ok() {
-                    queued += 1;
-                }
-                let _ = tx.send((error, closed_after, queued));
-            }
-        },
-        tiny_buffer_listener(),
-    );
+            },
+            tiny_buffer_listener(),
+        )
+        .unwrap();
     let addr = server.local_addr().unwrap();
     (server, addr, rx)
 }
