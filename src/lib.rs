@@ -9,3 +9,8 @@ pub use ws_extensions as extensions;
 pub use ws_handshake as handshake;
 pub use ws_proto as proto;
 pub use ws_tokio::*;
+
+/// The README's snippets, compiled as doctests so that they keep up with the API.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
