@@ -156,6 +156,13 @@ impl ServerConfig {
             .map_err(|r| self.finish(r, now))
     }
 
+    /// A response decided outside [`accept`](Self::accept) (an asynchronous hook, say), sent
+    /// instead of the handshake with the same completion as a `process_request` response:
+    /// `Content-Length`, `Connection: close`, `Server` and `Date` (`now`).
+    pub fn respond(&self, response: Response<Bytes>, now: Option<SystemTime>) -> Rejection {
+        self.finish(Rejection::from_response(response), now)
+    }
+
     /// The headers every rejection carries, whichever path produced it.
     fn finish(&self, rejection: Rejection, now: Option<SystemTime>) -> Rejection {
         rejection.finish(self.server_header.as_ref(), now)

@@ -42,7 +42,7 @@ pub use driver::Driver;
 pub use error::{ConnectionClosed, Error, Result, Timeout};
 pub use info::ConnectionInfo;
 pub use options::{Compression, Options};
-pub use server::{Acceptor, HandlerResult, Server, ServerBuilder, serve};
+pub use server::{Acceptor, HandlerResult, ProcessRequestFuture, Server, ServerBuilder, serve};
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
 pub use ws_extensions::{ExtensionHeaderItem, ExtensionParam};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -63,6 +63,20 @@ pub struct ServerBuilder {
     config: ServerConfig,
     options: Options,
     compression: Option<Compression>,
+    process_request_async: Option<AsyncProcessRequest>,
+}
+
+/// The future an asynchronous `process_request` hook returns.
+pub type ProcessRequestFuture = Pin<Box<dyn Future<Output = Option<http::Response<Bytes>>> + Send>>;
+
+/// An asynchronous `process_request` hook (see [`ServerBuilder::process_request_async`]).
+#[derive(Clone)]
+struct AsyncProcessRequest(Arc<dyn Fn(http::Request<()>) -> ProcessRequestFuture + Send + Sync>);
+
+impl std::fmt::Debug for AsyncProcessRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AsyncProcessRequest")
+    }
 }
 
 impl Default for ServerBuilder {
@@ -71,6 +85,7 @@ impl Default for ServerBuilder {
             config: ServerConfig::default(),
             options: Options::default(),
             compression: Some(Compression::Deflate),
+            process_request_async: None,
         }
     }
 }
@@ -133,6 +148,21 @@ impl ServerBuilder {
         self
     }
 
+    /// An asynchronous hook on the request (Python allows coroutines): it gets a copy of the
+    /// request and may answer an HTTP response instead of upgrading, after awaiting what it
+    /// needs (a token lookup, a database). It runs before the synchronous `process_request`,
+    /// within `open_timeout`; its response is completed like theirs (`Content-Length`,
+    /// `Connection: close`, `Server`, `Date`). Shared state goes in what the closure captures.
+    pub fn process_request_async<H, F>(mut self, hook: H) -> Self
+    where
+        H: Fn(http::Request<()>) -> F + Send + Sync + 'static,
+        F: Future<Output = Option<http::Response<Bytes>>> + Send + 'static,
+    {
+        self.process_request_async =
+            Some(AsyncProcessRequest(Arc::new(move |request| Box::pin(hook(request)))));
+        self
+    }
+
     /// A hook that may edit the 101 response, or replace it.
     pub fn process_response(mut self, hook: ProcessResponse) -> Self {
         self.config.process_response = Some(hook);
@@ -165,7 +195,11 @@ impl ServerBuilder {
     pub fn build(&self) -> io::Result<Acceptor> {
         let config = self.handshake_config();
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        Ok(Acceptor { config: Arc::new(config), options: self.options.clone() })
+        Ok(Acceptor {
+            config: Arc::new(config),
+            options: self.options.clone(),
+            process_request_async: self.process_request_async.clone(),
+        })
     }
 
     /// Listens on `addr` and serves each connection with `handler`. Fails when the address
@@ -235,6 +269,7 @@ impl ServerBuilder {
 pub struct Acceptor {
     config: Arc<ServerConfig>,
     options: Options,
+    process_request_async: Option<AsyncProcessRequest>,
 }
 
 impl Acceptor {
@@ -287,6 +322,11 @@ impl Acceptor {
             match handshake.receive_at(&buf, Some(SystemTime::now())) {
                 Ok(None) => continue,
                 Ok(Some(request)) => {
+                    if let Some(AsyncProcessRequest(hook)) = &self.process_request_async {
+                        if let Some(response) = hook(copy_request(&request)).await {
+                            break Err(self.config.respond(response, Some(SystemTime::now())));
+                        }
+                    }
                     break handshake.accept(&request, Some(SystemTime::now())).map(|a| (request, a));
                 }
                 Err(rejection) => break Err(rejection),
@@ -485,4 +525,14 @@ impl Shutdown {
     pub(crate) fn forget_waker(&mut self) {
         self.registered = None;
     }
+}
+
+/// A copy of a request head for a hook that keeps it across awaits.
+fn copy_request(request: &http::Request<()>) -> http::Request<()> {
+    let mut copy = http::Request::new(());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }

@@ -624,3 +624,51 @@ async fn invalid_extension_settings_are_errors() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("mem_level must be between 1 and 9, got 0"), "{err}");
 }
+
+/// An asynchronous `process_request` hook with shared state: it awaits, then refuses requests
+/// without a known token (its response completed like any other) and lets the others upgrade.
+#[tokio::test]
+async fn async_process_request_reaches_shared_state() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tokens = std::sync::Arc::new(std::collections::HashSet::from(["good".to_owned()]));
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let hook_asked = asked.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new()
+        .process_request_async(move |request| {
+            let (tokens, asked) = (tokens.clone(), hook_asked.clone());
+            async move {
+                asked.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(10)).await; // a lookup elsewhere
+                let token = request.uri().query().and_then(|q| q.strip_prefix("token="));
+                if token.is_some_and(|t| tokens.contains(t)) {
+                    return None;
+                }
+                let mut response = http::Response::new(Bytes::from_static(b"who are you?\n"));
+                *response.status_mut() = http::StatusCode::UNAUTHORIZED;
+                Some(response)
+            }
+        })
+        .serve_listener(
+            |mut ws: WebSocket<TcpStream>| async move {
+                while let Ok(message) = ws.recv().await {
+                    let _ = ws.send(message).await;
+                }
+            },
+            listener,
+        )
+        .unwrap();
+    let err = ws_tokio::connect(&format!("ws://{addr}/?token=bad")).await.unwrap_err();
+    let Error::Handshake(ws_handshake::ClientError::Rejected(rejected)) = &err else { panic!("{err:?}") };
+    assert_eq!(rejected.status(), http::StatusCode::UNAUTHORIZED);
+    let headers = rejected.headers();
+    assert_eq!(headers["content-length"], "13");
+    assert_eq!(headers["connection"], "close");
+    assert!(headers.contains_key("date"));
+    let mut ws = ws_tokio::connect(&format!("ws://{addr}/?token=good")).await.unwrap();
+    ws.send("in").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("in"));
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
+    server.shutdown(Duration::from_secs(1)).await;
+}
