@@ -3,6 +3,12 @@
 //! The full stack: `ws-proto` (frames, messages, closing handshake), `ws-handshake` (HTTP/1.1
 //! upgrade), `ws-extensions` and `ws-deflate` (permessage-deflate, on by default).
 //!
+//! Every connection is run by its [`Driver`], whether or not the application reads: pings are
+//! answered, keepalive pings are sent and checked, close frames are answered and the closing
+//! timeout runs. `serve` polls it beside the handler in the connection's task; `connect` spawns
+//! it; the `*_with_driver` constructors hand it over. Received messages wait in a queue of
+//! `max_queue` ([`Options::max_queue`]); beyond it the connection stops reading from the peer.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! // An echo server...
