@@ -5,7 +5,8 @@
 //! the protocol queued (pongs, close replies, keepalive pings), hands the protocol the time when
 //! a deadline passes, and closes the transport when the protocol says so. The application's
 //! handles take messages from the queue and queue frames; they write inline when that saves a
-//! wake-up, always registering the driver's waker with the transport.
+//! wake-up, always registering the driver's waker with the transport. When the driver shares
+//! the application's task (`serve`), `recv` runs the pump itself rather than waiting for a round.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
