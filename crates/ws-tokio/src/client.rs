@@ -36,7 +36,7 @@ pub async fn connect(uri: &str) -> Result<WebSocket<TcpStream>> {
 ///
 /// ```no_run
 /// use std::sync::Arc;
-/// use ws_deflate::ClientPerMessageDeflateFactory;
+/// use ws_tokio::ClientPerMessageDeflateFactory; // re-exported: ws-tokio is the one dependency
 ///
 /// # async fn demo() -> Result<(), ws_tokio::Error> {
 /// // Python: connect(uri, extensions=[ClientPerMessageDeflateFactory(server_max_window_bits=11,

@@ -46,10 +46,15 @@ mod split;
 pub use client::{ClientBuilder, connect};
 pub use driver::Driver;
 pub use error::{ConnectionClosed, Error, Result, Timeout};
+/// The `http` crate, whose types the handshake hooks and headers use.
+pub use http;
 pub use info::ConnectionInfo;
 pub use options::{Compression, Options};
 pub use server::{Acceptor, HandlerResult, ProcessRequestFuture, Server, ServerBuilder, serve};
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
-pub use ws_extensions::{ExtensionHeaderItem, ExtensionParam};
+pub use ws_deflate::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
+pub use ws_extensions::{
+    ClientExtensionFactory, ConfigError, ExtensionHeaderItem, ExtensionParam, ServerExtensionFactory,
+};
 pub use ws_proto::{Bytes, Cause, CloseCode, Closure, Message, Role, State, Utf8Bytes};
