@@ -205,7 +205,7 @@ impl Connection {
     /// A new open connection. A client seeds its masking keys from the OS once.
     pub fn new(role: Role, config: Config) -> Self {
         let masks = (role == Role::Client).then(MaskKeys::from_os);
-        let timers = Timers::new(config.ping_interval, config.ping_timeout, config.close_timeout);
+        let timers = Timers::new(&config);
         Self {
             role,
             config,
@@ -356,7 +356,7 @@ impl Connection {
     /// the first `handle_timeout` and when no timer runs.
     #[inline]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next(matches!(self.phase, Phase::Open))
+        self.timers.next(&self.config, matches!(self.phase, Phase::Open))
     }
 
     /// Hands in the current time: starts the deadlines that waited for it and acts on those
@@ -364,7 +364,7 @@ impl Connection {
     /// overdue, ends a closing handshake that took too long. Then write out
     /// [`transmit`](Self::transmit) and check [`should_close_transport`](Self::should_close_transport).
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(due) = self.timers.advance(now, matches!(self.phase, Phase::Open)) {
+        while let Some(due) = self.timers.advance(&self.config, now, matches!(self.phase, Phase::Open)) {
             match due {
                 Due::Ping(payload) => {
                     let _ = self.send_control(OpCode::Ping, payload);
@@ -605,7 +605,7 @@ impl Connection {
                 self.push_control(Event::Ping(frame.payload));
             }
             OpCode::Pong => {
-                self.timers.pong(&frame.payload);
+                self.timers.pong(&self.config, &frame.payload);
                 self.push_control(Event::Pong(frame.payload));
             }
             OpCode::Close => self.receive_close(&frame.payload)?,
@@ -716,7 +716,7 @@ impl Connection {
         };
         self.phase = Phase::Closed(Closure { sent: Some(sent), received: Some(frame.clone()), cause: None });
         // A client now waits for the server to close the transport, up to close_timeout.
-        self.timers.start_close();
+        self.timers.start_close(&self.config);
         self.push_control(Event::Close(frame));
         Ok(())
     }
@@ -832,7 +832,7 @@ impl Connection {
         self.pending_pong = None;
         // A close frame is never transformed by extensions in a way that can fail.
         let _ = self.write_frame(Frame::new(OpCode::Close, payload, true));
-        self.timers.start_close();
+        self.timers.start_close(&self.config);
     }
 
     #[inline]

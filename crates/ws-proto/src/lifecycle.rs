@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::{CloseCode, CloseFrame, ProtocolError};
+use crate::{CloseCode, CloseFrame, Config, ProtocolError};
 
 /// Where the connection is: the single source of truth for what may be sent and received.
 #[derive(Debug)]
@@ -114,9 +114,6 @@ pub(crate) enum CloseTimer {
 /// Every deadline of a connection, computed from the instants handed in.
 #[derive(Debug)]
 pub(crate) struct Timers {
-    pub(crate) ping_interval: Option<Duration>,
-    pub(crate) ping_timeout: Option<Duration>,
-    pub(crate) close_timeout: Option<Duration>,
     /// The latest instant handed in.
     pub(crate) now: Option<Instant>,
     pub(crate) keepalive: Keepalive,
@@ -137,17 +134,10 @@ pub(crate) enum Due {
 }
 
 impl Timers {
-    pub(crate) fn new(
-        ping_interval: Option<Duration>,
-        ping_timeout: Option<Duration>,
-        close_timeout: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         Self {
-            ping_interval,
-            ping_timeout,
-            close_timeout,
             now: None,
-            keepalive: if ping_interval.is_some() { Keepalive::Unarmed } else { Keepalive::Off },
+            keepalive: if config.ping_interval.is_some() { Keepalive::Unarmed } else { Keepalive::Off },
             close: CloseTimer::Idle,
             pings_sent: 0,
             pong_for: None,
@@ -164,7 +154,7 @@ impl Timers {
     }
 
     /// The earliest deadline; `keepalive` only counts while the connection is open.
-    pub(crate) fn next(&self, keepalive: bool) -> Option<Instant> {
+    pub(crate) fn next(&self, config: &Config, keepalive: bool) -> Option<Instant> {
         let now = self.now?;
         if self.needs_time() {
             return Some(now);
@@ -176,7 +166,7 @@ impl Timers {
         let ping = match (&self.keepalive, keepalive) {
             (Keepalive::Idle(at), true) => Some(*at),
             (Keepalive::Waiting { sent, .. }, true) => {
-                self.ping_interval.map(|i| *sent + self.ping_timeout.unwrap_or(i))
+                config.ping_interval.map(|i| *sent + config.ping_timeout.unwrap_or(i))
             }
             _ => None,
         };
@@ -187,17 +177,17 @@ impl Timers {
     }
 
     /// The closing handshake started: its deadline starts at the next instant handed in.
-    pub(crate) fn start_close(&mut self) {
-        if self.close == CloseTimer::Idle && self.close_timeout.is_some() {
+    pub(crate) fn start_close(&mut self, config: &Config) {
+        if self.close == CloseTimer::Idle && config.close_timeout.is_some() {
             self.close = CloseTimer::Unarmed;
         }
     }
 
     /// A pong arrived: if it answers the keepalive ping, the next ping is due an interval after
     /// that one was sent.
-    pub(crate) fn pong(&mut self, payload: &[u8]) {
+    pub(crate) fn pong(&mut self, config: &Config, payload: &[u8]) {
         if let (Keepalive::Waiting { payload: ping, sent }, Some(interval)) =
-            (&self.keepalive, self.ping_interval)
+            (&self.keepalive, config.ping_interval)
         {
             if ping[..] == *payload {
                 let sent = *sent;
@@ -209,13 +199,13 @@ impl Timers {
 
     /// Takes `now`, starts what waited for it, and returns what is due (one thing at a time:
     /// call again until `None`). `keepalive`: whether the connection is open.
-    pub(crate) fn advance(&mut self, now: Instant, keepalive: bool) -> Option<Due> {
+    pub(crate) fn advance(&mut self, config: &Config, now: Instant, keepalive: bool) -> Option<Due> {
         self.now = Some(now);
         if let Some(sent) = self.pong_for.take() {
             self.latency = Some(now.saturating_duration_since(sent));
         }
         if self.close == CloseTimer::Unarmed {
-            self.close = self.close_timeout.map_or(CloseTimer::Idle, |t| CloseTimer::Armed(now + t));
+            self.close = config.close_timeout.map_or(CloseTimer::Idle, |t| CloseTimer::Armed(now + t));
         }
         if let CloseTimer::Armed(at) = self.close {
             if at <= now {
@@ -223,7 +213,7 @@ impl Timers {
                 return Some(Due::CloseTimeout);
             }
         }
-        let interval = self.ping_interval?;
+        let interval = config.ping_interval?;
         if matches!(self.keepalive, Keepalive::Unarmed) {
             self.keepalive = Keepalive::Idle(now + interval);
         }
@@ -234,11 +224,11 @@ impl Timers {
             Keepalive::Off | Keepalive::Unarmed => return None,
             Keepalive::Idle(at) => *at <= now,
             Keepalive::Waiting { sent, .. } => {
-                let deadline = *sent + self.ping_timeout.unwrap_or(interval);
+                let deadline = *sent + config.ping_timeout.unwrap_or(interval);
                 if deadline > now {
                     return None;
                 }
-                if self.ping_timeout.is_some() {
+                if config.ping_timeout.is_some() {
                     return Some(Due::KeepaliveTimeout);
                 }
                 true

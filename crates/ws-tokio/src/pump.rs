@@ -169,8 +169,7 @@ impl<S> Pump<S> {
     pub(crate) fn drop_handle(&mut self) {
         self.handles = self.handles.saturating_sub(1);
         if self.handles == 0 && self.proto.state() == State::Open {
-            let _ = self.proto.close(CloseCode::NORMAL, "");
-            self.deadlines_changed = true;
+            let _ = self.start_close(CloseCode::NORMAL, "");
             let cx = Context::from_waker(Waker::noop());
             self.wake_driver(&cx);
         }
@@ -179,10 +178,16 @@ impl<S> Pump<S> {
     /// The handler of a served connection returned (or failed): an open connection closes.
     pub(crate) fn close_after_handler(&mut self, code: CloseCode) {
         if self.proto.state() == State::Open {
-            let _ = self.proto.close(code, "");
-            self.deadlines_changed = true;
+            let _ = self.start_close(code, "");
         }
         self.wakers.rewake = true;
+    }
+
+    /// Starts the closing handshake; its timer starts at the driver's next look at the deadlines.
+    fn start_close(&mut self, code: CloseCode, reason: &str) -> std::result::Result<(), SendError> {
+        self.proto.close(code, reason)?;
+        self.deadlines_changed = true;
+        Ok(())
     }
 
     /// Asks the driver to run: the application changed something it acts on.
@@ -493,8 +498,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                 self.shutdown = None;
                 if self.proto.state() == State::Open {
                     tracing::debug!("server shutting down: closing with 1001");
-                    let _ = self.proto.close(CloseCode::GOING_AWAY, "server shutting down");
-                    self.deadlines_changed = true;
+                    let _ = self.start_close(CloseCode::GOING_AWAY, "server shutting down");
                 }
             }
         }
@@ -803,9 +807,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         code: CloseCode,
         reason: &str,
     ) -> Poll<Result<()>> {
-        match self.proto.close(code, reason) {
+        match self.start_close(code, reason) {
             Ok(()) => {
-                self.deadlines_changed = true;
                 self.write_inline();
                 // The driver starts the closing timer.
                 self.wake_driver(cx);
