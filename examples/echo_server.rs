@@ -1,4 +1,4 @@
-//! Echoes every message back, with the default options (permessage-deflate on).
+//! Echoes every message back, with the default settings (permessage-deflate on).
 //!
 //! `cargo run --release --example echo_server -- [ADDR] [--no-compression | --lean-compression]`
 //! (default 127.0.0.1:8765). `--lean-compression` uses the memory-lean mode: per-thread zlib
@@ -8,16 +8,16 @@ mod common;
 
 use std::time::Duration;
 
-use ws_tokio::{Compression, ServerBuilder};
+use ws_tokio::{Compression, Memory, ServerBuilder};
 
 #[tokio::main]
 async fn main() -> Result<(), common::Report> {
     let mut addr = "127.0.0.1:8765".to_owned();
-    let mut compression = Some(Compression::Deflate);
+    let mut compression = Some(Compression::default());
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--no-compression" => compression = None,
-            "--lean-compression" => compression = Some(Compression::DeflateShared),
+            "--lean-compression" => compression = Some(Compression::Deflate(Memory::Shared)),
             _ => addr = arg,
         }
     }

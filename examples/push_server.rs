@@ -14,7 +14,7 @@ use ws_tokio::{Compression, ServerBuilder};
 #[tokio::main]
 async fn main() -> Result<(), common::Report> {
     let mut addr = "127.0.0.1:8765".to_owned();
-    let mut compression = Some(Compression::Deflate);
+    let mut compression = Some(Compression::default());
     let mut interval = Duration::from_millis(100);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

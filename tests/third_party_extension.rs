@@ -43,7 +43,7 @@ async fn checksum_extension_chained_with_deflate() {
         ws.send(text.as_str()).await.unwrap();
         assert_eq!(ws.recv().await.unwrap(), Message::text(text));
     }
-    ws.send_fragmented(false, [vec![1u8; 10], vec![2u8; 20_000]]).await.unwrap();
+    ws.send_fragmented([vec![1u8; 10], vec![2u8; 20_000]]).await.unwrap();
     let mut expected = vec![1u8; 10];
     expected.extend(vec![2u8; 20_000]);
     assert_eq!(ws.recv().await.unwrap(), Message::binary(expected));

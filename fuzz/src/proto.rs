@@ -28,10 +28,8 @@ pub fn run_with(role: Role, data: &[u8], setup: impl FnOnce(Connection) -> Conne
     let max_message = LIMITS[usize::from((options >> 3) & 0x07)];
     let auto_pong = options & 0x40 == 0;
     let echo = options & 0x80 != 0;
-    let config = Config::default()
-        .with_max_frame_size(max_frame)
-        .with_max_message_size(max_message)
-        .with_auto_pong(auto_pong);
+    let config =
+        Config::default().with_max_frame_size(max_frame).with_max_size(max_message).with_auto_pong(auto_pong);
     let mut conn = setup(Connection::new(role, config).with_mask_seed([0x5a; 32]));
 
     let mut buf = BytesMut::new();

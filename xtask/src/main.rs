@@ -24,6 +24,8 @@ tasks:
             baseline benches/instructions.toml; fails on > 5 % growth without a note
             (cargo xtask perf-gate --help; re-record: --record --note \"why\")
   bench     echo throughput / memory against other stacks (cargo xtask bench --help)
+  miri      the tests of the code under `unsafe` (ws-proto's Utf8Bytes) under Miri
+            (nightly; installs the miri component with rustup when missing)
 
 Caches: AUTOBAHN_HOME (default ~/.cache/ws-autobahn), WS_INTEROP_HOME (default
 ~/.cache/ws-interop). Build output follows CARGO_TARGET_DIR / cargo config.";
@@ -37,6 +39,7 @@ fn main() -> ExitCode {
         Some("interop") => interop::run(rest),
         Some("bench") => bench::run(rest),
         Some("perf-gate") => perf_gate::run(rest),
+        Some("miri") => miri(rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())
@@ -50,6 +53,31 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `cargo xtask miri`: the unit tests of every module that holds `unsafe`, under Miri.
+fn miri(args: &[String]) -> Result {
+    if let Some(a) = args.first() {
+        return Err(format!("`miri` takes no arguments (got `{a}`)"));
+    }
+    let has_miri = Command::new("rustup")
+        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("miri"));
+    if !has_miri {
+        util::step_status(
+            Command::new("rustup").args(["component", "add", "--toolchain", "nightly", "miri", "rust-src"]),
+            "rustup component add miri",
+        )?;
+    }
+    // `message::` holds the unsafe block; `utf8::` the incremental check received text relies on.
+    util::step_status(
+        Command::new("rustup")
+            .args(["run", "nightly", "cargo", "miri", "test", "-p", "ws-proto", "--lib", "--"])
+            .args(["message::", "utf8::"])
+            .current_dir(util::root()),
+        "cargo miri test",
+    )
 }
 
 /// `cargo xtask ci`: every test the project has, each step timed.

@@ -12,7 +12,7 @@
 //!   [`ClientError::Rejected`] with the whole response (follow a 3xx, authenticate on a 401).
 //! * **Server**: [`ServerHandshake::new`] → feed what you read to
 //!   [`ServerHandshake::receive_at`] until it returns the request → [`ServerHandshake::accept`]
-//!   → write the [`Accepted::response`] and hand over `extensions` and `leftover`, or write the
+//!   → write the [`ServerAccepted::response`] and hand over `extensions` and `leftover`, or write the
 //!   [`Rejection`]'s response and close. Both take the time for the `Date` header.
 //!
 //! ```
@@ -80,8 +80,8 @@ pub use date::http_date;
 pub use http1::{LimitExceeded, Limits, write_request_head, write_response, write_response_head};
 pub use reject::{RejectReason, Rejection};
 pub use server::{
-    Accepted, ProcessRequest, ProcessResponse, SERVER, SelectSubprotocol, ServerConfig, ServerHandshake,
-    parse_request_head,
+    ProcessRequest, ProcessResponse, SERVER, SelectSubprotocol, ServerAccepted, ServerConfig,
+    ServerHandshake, parse_request_head,
 };
 pub use tokens::{InvalidTokenList, parse_token_list};
 

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use ws_proto::{BytesMut, Config, Connection, Extension, Role};
 
 use crate::client::ClientAccepted;
-use crate::server::Accepted;
+use crate::server::ServerAccepted;
 
 /// The connection, with the bytes that came right after the handshake already received (their
 /// events wait in it, or its failure if they broke the protocol), and the read buffer they were
@@ -22,7 +22,7 @@ fn open(
     (connection, read_buf)
 }
 
-impl Accepted {
+impl ServerAccepted {
     /// The server side of the connection this handshake opened: frames the client sent right
     /// behind its request are already received, so none is lost. Append the next reads to the
     /// returned buffer and pass it to `Connection::receive`. Write

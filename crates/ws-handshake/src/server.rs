@@ -95,7 +95,7 @@ impl fmt::Debug for ServerConfig {
 
 /// An accepted handshake: send [`response`](Self::response), then speak WebSocket.
 #[non_exhaustive]
-pub struct Accepted {
+pub struct ServerAccepted {
     /// The 101 response (write it with [`write_response`](Self::write_response)).
     pub response: Response<()>,
     /// The chosen subprotocol.
@@ -107,16 +107,16 @@ pub struct Accepted {
     pub leftover: Bytes,
 }
 
-impl Accepted {
+impl ServerAccepted {
     /// Serializes the 101 response to `out`.
     pub fn write_response(&self, out: &mut Vec<u8>) {
         write_response_head(&self.response, out);
     }
 }
 
-impl fmt::Debug for Accepted {
+impl fmt::Debug for ServerAccepted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Accepted")
+        f.debug_struct("ServerAccepted")
             .field("response", &self.response)
             .field("subprotocol", &self.subprotocol)
             .field("extensions", &self.extensions.iter().map(|e| e.name()).collect::<Vec<_>>())
@@ -138,7 +138,11 @@ impl ServerConfig {
     /// `process_response`. `now` sets the `Date` header (`None` omits it, for deterministic
     /// tests). Use this directly when another HTTP stack parsed the request; otherwise
     /// [`ServerHandshake::accept`] also returns the leftover bytes.
-    pub fn accept(&self, request: &Request<()>, now: Option<SystemTime>) -> Result<Accepted, Rejection> {
+    pub fn accept(
+        &self,
+        request: &Request<()>,
+        now: Option<SystemTime>,
+    ) -> Result<ServerAccepted, Rejection> {
         if let Some(hook) = &self.process_request {
             if let Some(response) = hook(request) {
                 return Err(self.finish(Rejection::from_response(response), now));
@@ -168,7 +172,7 @@ impl ServerConfig {
         rejection.finish(self.server_header.as_ref(), now)
     }
 
-    fn upgrade(&self, request: &Request<()>, now: Option<SystemTime>) -> Result<Accepted, Rejection> {
+    fn upgrade(&self, request: &Request<()>, now: Option<SystemTime>) -> Result<ServerAccepted, Rejection> {
         let reject = |reason| Err(Rejection::from_reason(reason));
         let headers = request.headers();
         if request.method() != Method::GET {
@@ -249,7 +253,7 @@ impl ServerConfig {
         if let Some(now) = now {
             h.insert(header::DATE, date_value(now));
         }
-        Ok(Accepted { response, subprotocol, extensions, leftover: Bytes::new() })
+        Ok(ServerAccepted { response, subprotocol, extensions, leftover: Bytes::new() })
     }
 
     fn select(&self, request: &Request<()>) -> Result<Option<String>, Rejection> {
@@ -289,7 +293,7 @@ pub(crate) fn date_value(now: SystemTime) -> HeaderValue {
 /// Reads one handshake request from a connection, without I/O.
 ///
 /// Call order: [`receive_at`](Self::receive_at) with bytes as they are read until it returns
-/// the request, then [`accept`](Self::accept); write the [`Accepted::response`] or the
+/// the request, then [`accept`](Self::accept); write the [`ServerAccepted::response`] or the
 /// [`Rejection`] response. After a rejection, close the connection.
 #[derive(Debug)]
 pub struct ServerHandshake {
@@ -365,7 +369,11 @@ impl ServerHandshake {
 
     /// Decides on the request [`receive_at`](Self::receive_at) returned (see
     /// [`ServerConfig::accept`]); the result carries the leftover bytes.
-    pub fn accept(&mut self, request: &Request<()>, now: Option<SystemTime>) -> Result<Accepted, Rejection> {
+    pub fn accept(
+        &mut self,
+        request: &Request<()>,
+        now: Option<SystemTime>,
+    ) -> Result<ServerAccepted, Rejection> {
         let leftover = match std::mem::replace(&mut self.state, State::Done) {
             State::Received { leftover } => leftover,
             _ => Bytes::new(),

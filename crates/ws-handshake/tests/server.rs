@@ -11,10 +11,10 @@ use common::{CHROME_REQUEST, server_factory, with_header};
 use http::{Response, StatusCode};
 use ws_extensions::Rsv;
 use ws_handshake::{
-    Accepted, LimitExceeded, Limits, RejectReason, Rejection, ServerConfig, ServerHandshake, basic_auth,
+    LimitExceeded, Limits, RejectReason, Rejection, ServerAccepted, ServerConfig, ServerHandshake, basic_auth,
 };
 
-fn run(config: ServerConfig, request: &[u8]) -> Result<Accepted, Rejection> {
+fn run(config: ServerConfig, request: &[u8]) -> Result<ServerAccepted, Rejection> {
     let mut server = ServerHandshake::new(Arc::new(config));
     let request = server.receive(request)?.expect("complete request");
     server.accept(&request, None)

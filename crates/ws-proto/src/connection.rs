@@ -52,12 +52,14 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
-    /// The largest frame payload accepted, as it is on the wire (`None`: unlimited).
-    /// Larger frames close the connection with 1009 before their payload is buffered.
+    /// The largest frame payload accepted, as it is on the wire. Larger frames close the
+    /// connection with 1009 before their payload is buffered. `None` (the default) derives it
+    /// from `max_size`, plus deflate's worst case for incompressible data (a compressed frame
+    /// can be slightly larger than the message it carries); unlimited when `max_size` is.
     pub max_frame_size: Option<usize>,
-    /// The largest message accepted, after extensions such as decompression (`None`: unlimited).
-    /// Larger messages close the connection with 1009.
-    pub max_message_size: Option<usize>,
+    /// The largest message accepted, after extensions such as decompression (default 1 MiB;
+    /// `None`: unlimited). Larger messages close the connection with 1009.
+    pub max_size: Option<usize>,
     /// Answer pings with pongs: each one while the peer reads what we send; only the latest
     /// once 64 KiB of output wait unwritten (RFC 6455 §5.5.3), so a ping flood from a peer
     /// that does not read cannot queue pongs without bound.
@@ -76,8 +78,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_frame_size: Some(1 << 20),
-            max_message_size: Some(1 << 20),
+            max_frame_size: None,
+            max_size: Some(1 << 20),
             auto_pong: true,
             ping_interval: None,
             ping_timeout: None,
@@ -87,10 +89,9 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Sets both the frame and the message limit.
+    /// Sets the message limit (and with it the frame limit, unless that is set on its own).
     pub fn with_max_size(mut self, max: Option<usize>) -> Self {
-        self.max_frame_size = max;
-        self.max_message_size = max;
+        self.max_size = max;
         self
     }
 
@@ -100,10 +101,11 @@ impl Config {
         self
     }
 
-    /// Sets the message limit.
-    pub fn with_max_message_size(mut self, max: Option<usize>) -> Self {
-        self.max_message_size = max;
-        self
+    /// The frame limit in force: `max_frame_size`, or the one derived from `max_size`.
+    #[inline]
+    pub fn frame_limit(&self) -> Option<usize> {
+        // Stored deflate blocks add 5 bytes per 16 KiB; a small window can cost a little more.
+        self.max_frame_size.or(self.max_size.map(|max| max.saturating_add(max / 64 + 1024)))
     }
 
     /// Turns automatic pongs on or off.
@@ -483,11 +485,8 @@ impl Connection {
     fn take_plain_messages<const MASKED: bool>(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
         let (mask_bit, key_len) = if MASKED { (0x80, 4) } else { (0, 0) };
         // Unlimited when `None`; a 16-bit length is at most 0xFFFF.
-        let max = self
-            .config
-            .max_frame_size
-            .unwrap_or(usize::MAX)
-            .min(self.config.max_message_size.unwrap_or(usize::MAX));
+        let max =
+            self.config.frame_limit().unwrap_or(usize::MAX).min(self.config.max_size.unwrap_or(usize::MAX));
         loop {
             let (b0, b1) = match buf[..] {
                 [b0, b1, ..] => (b0, b1),
@@ -564,12 +563,12 @@ impl Connection {
             (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
             _ => {}
         }
-        if let Some(max) = self.config.max_frame_size {
+        if let Some(max) = self.config.frame_limit() {
             if header.payload_len > max as u64 {
                 return Err(ProtocolError::FrameTooBig { size: header.payload_len, max });
             }
         }
-        if let (Some(max), true) = (self.config.max_message_size, header.opcode.is_data()) {
+        if let (Some(max), true) = (self.config.max_size, header.opcode.is_data()) {
             // Without extensions the wire size is the message size: refuse before buffering.
             let so_far = self.incoming.as_ref().map_or(0, |m| m.size) as u64;
             if self.extensions.is_empty() && so_far + header.payload_len > max as u64 {
@@ -586,9 +585,9 @@ impl Connection {
                 Some(125)
             } else {
                 let so_far = self.incoming.as_ref().map_or(0, |m| m.size);
-                self.config.max_message_size.map(|max| max.saturating_sub(so_far))
+                self.config.max_size.map(|max| max.saturating_sub(so_far))
             };
-            let max = self.config.max_message_size.filter(|_| !frame.opcode.is_control());
+            let max = self.config.max_size.filter(|_| !frame.opcode.is_control());
             for extension in self.extensions.iter_mut().rev() {
                 extension.decode(&mut frame, budget).map_err(|e| match (e, max) {
                     // One error for a message over the limit, compressed or not.
@@ -644,7 +643,7 @@ impl Connection {
     /// A message in a single frame, the common case: no reassembly state to keep.
     #[inline]
     fn receive_whole(&mut self, text: bool, payload: Bytes) -> Result<(), ProtocolError> {
-        if let Some(max) = self.config.max_message_size {
+        if let Some(max) = self.config.max_size {
             if payload.len() > max {
                 return Err(ProtocolError::MessageTooBig { max });
             }
@@ -666,7 +665,7 @@ impl Connection {
         };
         let first = incoming.size == 0 && self.fragments.is_empty();
         incoming.size += frame.payload.len();
-        if let Some(max) = self.config.max_message_size {
+        if let Some(max) = self.config.max_size {
             if incoming.size > max {
                 return Err(ProtocolError::MessageTooBig { max });
             }

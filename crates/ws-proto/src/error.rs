@@ -38,7 +38,7 @@ pub enum ProtocolError {
         /// The limit.
         max: usize,
     },
-    /// A message larger than `max_message_size`.
+    /// A message larger than `max_size`.
     MessageTooBig {
         /// The limit.
         max: usize,
@@ -103,8 +103,6 @@ pub enum SendError {
     InvalidCloseCode(CloseCode),
     /// A close reason longer than 123 bytes (its length).
     CloseReasonTooLong(usize),
-    /// The chunks of a fragmented text message are not UTF-8.
-    InvalidUtf8,
     /// An extension failed to encode the frame.
     Extension(ExtensionError),
 }
@@ -116,7 +114,6 @@ impl fmt::Display for SendError {
             Self::ControlFrameTooLong => f.write_str("control frame payload longer than 125 bytes"),
             Self::Fragmentation => f.write_str("frame out of order for a fragmented message"),
             Self::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
-            Self::InvalidUtf8 => f.write_str("text message is not UTF-8"),
             Self::CloseReasonTooLong(len) => {
                 write!(f, "close reason of {len} bytes is longer than the 123 a close frame holds")
             }

@@ -243,7 +243,7 @@ fn frame_over_limit_closes_1009_before_buffering() {
 
 #[test]
 fn message_over_limit_closes_1009() {
-    let mut server = Connection::new(Role::Server, Config::default().with_max_message_size(Some(100)));
+    let mut server = Connection::new(Role::Server, Config::default().with_max_size(Some(100)));
     let mut bytes = client_frame(0x02, &[0; 60]);
     bytes.extend(client_frame(0x80, &[0; 60]));
     assert!(matches!(feed(&mut server, &bytes), Err(ProtocolError::MessageTooBig { max: 100 })));
@@ -450,7 +450,7 @@ fn extensions_transform_both_ways_and_own_their_rsv_bits() {
 /// that transforms payloads, as compression does) or the frame headers found it.
 #[test]
 fn message_too_big_is_one_error_with_or_without_extensions() {
-    let config = Config::default().with_max_message_size(Some(4));
+    let config = Config::default().with_max_size(Some(4));
     let mut server = Connection::new(Role::Server, config.clone()).with_extensions(vec![Box::new(Reverse)]);
     let err = feed(&mut server, &client_frame(0xA2, b"too long")).unwrap_err();
     assert_eq!(err, ProtocolError::MessageTooBig { max: 4 });

@@ -11,10 +11,10 @@ use ws_extensions::ClientExtensionFactory;
 use ws_handshake::{ClientConfig, ClientHandshake};
 use ws_proto::Role;
 
+use crate::config::{Compression, Config, config_setters, with_timeout};
 use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
 use crate::info::ConnectionInfo;
-use crate::options::{Compression, Options, option_setters, with_timeout};
 use crate::socket::WebSocket;
 
 /// Connects to a `ws://` URI with the default settings: permessage-deflate offered, 10 s open
@@ -55,17 +55,17 @@ pub async fn connect(uri: &str) -> Result<WebSocket<TcpStream>> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
-    config: ClientConfig,
-    options: Options,
+    handshake: ClientConfig,
+    config: Config,
     compression: Option<Compression>,
 }
 
 impl Default for ClientBuilder {
     fn default() -> Self {
         Self {
-            config: ClientConfig::default(),
-            options: Options::default(),
-            compression: Some(Compression::Deflate),
+            handshake: ClientConfig::default(),
+            config: Config::default(),
+            compression: Some(Compression::default()),
         }
     }
 }
@@ -76,9 +76,9 @@ impl ClientBuilder {
         Self::default()
     }
 
-    option_setters!();
+    config_setters!();
 
-    /// `Some(Compression::Deflate)` (default) offers permessage-deflate unless an `extension`
+    /// `Some(Compression::default())` (default) offers permessage-deflate unless an `extension`
     /// already does; `None` turns compression off.
     pub fn compression(mut self, compression: Option<Compression>) -> Self {
         self.compression = compression;
@@ -87,36 +87,36 @@ impl ClientBuilder {
 
     /// Adds an extension factory (offered in the order added, before the default compression).
     pub fn extension(mut self, factory: Arc<dyn ClientExtensionFactory>) -> Self {
-        self.config.extensions.push(factory);
+        self.handshake.extensions.push(factory);
         self
     }
 
     /// Offers these subprotocols, most preferred first.
     pub fn subprotocols<I: IntoIterator<Item = T>, T: Into<String>>(mut self, protocols: I) -> Self {
-        self.config.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self.handshake.subprotocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
     /// Sends this `Origin`.
     pub fn origin(mut self, origin: impl Into<String>) -> Self {
-        self.config.origin = Some(origin.into());
+        self.handshake.origin = Some(origin.into());
         self
     }
 
     /// Adds a request header (values with CR or LF are refused when connecting).
     pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.config.headers.append(name, value);
+        self.handshake.headers.append(name, value);
         self
     }
 
     /// Sets the `User-Agent` (`None` removes it).
     pub fn user_agent(mut self, agent: Option<String>) -> Self {
-        self.config.user_agent = agent;
+        self.handshake.user_agent = agent;
         self
     }
 
     fn handshake_config(&self) -> ClientConfig {
-        let mut config = self.config.clone();
+        let mut config = self.handshake.clone();
         let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
         if let (Some(compression), false) = (self.compression, has_deflate) {
             let factory = ws_deflate::ClientPerMessageDeflateFactory {
@@ -145,7 +145,7 @@ impl ClientBuilder {
             let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
             self.run_handshake(stream, handshake, addrs).await
         };
-        let (ws, driver) = with_timeout(self.options.open_timeout, open).await?;
+        let (ws, driver) = with_timeout(self.config.open_timeout, open).await?;
         spawn(driver);
         Ok(ws)
     }
@@ -170,7 +170,7 @@ impl ClientBuilder {
     {
         let config = Arc::new(self.handshake_config());
         let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
-        with_timeout(self.options.open_timeout, self.run_handshake(stream, handshake, (None, None))).await
+        with_timeout(self.config.open_timeout, self.run_handshake(stream, handshake, (None, None))).await
     }
 
     async fn run_handshake<S>(
@@ -202,7 +202,7 @@ impl ClientBuilder {
         info.set_handshake(handshake.request(), &accepted.response);
         info.subprotocol = accepted.subprotocol;
         let leftover = BytesMut::from(&accepted.leftover[..]);
-        Ok(open(stream, Role::Client, accepted.extensions, leftover, &self.options, info, None))
+        Ok(open(stream, Role::Client, accepted.extensions, leftover, &self.config, info, None))
     }
 }
 

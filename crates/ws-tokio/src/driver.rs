@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use ws_proto::{Connection, Extension, Role};
 
+use crate::config::Config;
 use crate::info::ConnectionInfo;
-use crate::options::Options;
 use crate::pump::Pump;
 use crate::server::Shutdown;
 use crate::socket::WebSocket;
@@ -97,12 +97,12 @@ pub(crate) fn open<S: AsyncRead + AsyncWrite + Unpin>(
     role: Role,
     extensions: Vec<Box<dyn Extension>>,
     leftover: BytesMut,
-    options: &Options,
+    config: &Config,
     info: ConnectionInfo,
     shutdown: Option<Shutdown>,
 ) -> (WebSocket<S>, Driver<S>) {
-    let proto = Connection::new(role, options.proto_config()).with_extensions(extensions);
-    let mut pump = Pump::new(io, proto, leftover, options);
+    let proto = Connection::new(role, config.proto_config()).with_extensions(extensions);
+    let mut pump = Pump::new(io, proto, leftover, config);
     if let Some(shutdown) = shutdown {
         pump.on_shutdown(shutdown);
     }

@@ -60,6 +60,8 @@ pub enum Error {
     InvalidUri(String),
     /// A ping with the same payload is still waiting for its pong.
     DuplicatePing,
+    /// The fragments given to `send_fragmented` mix text and binary.
+    MixedFragments,
     /// The URI's host name could not be resolved.
     Resolve {
         /// The host name.
@@ -98,6 +100,7 @@ impl fmt::Display for Error {
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::InvalidUri(why) => write!(f, "invalid URI: {why}"),
             Self::DuplicatePing => f.write_str("a ping with this payload is already waiting for its pong"),
+            Self::MixedFragments => f.write_str("the fragments of one message mix text and binary"),
             Self::Resolve { host, .. } => write!(f, "cannot resolve {host}"),
             Self::Connect { addr, source } if source.kind() == io::ErrorKind::ConnectionRefused => {
                 write!(f, "connection refused: {addr}")

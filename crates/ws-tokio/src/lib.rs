@@ -7,7 +7,7 @@
 //! answered, keepalive pings are sent and checked, close frames are answered and the closing
 //! timeout runs. `serve` polls it beside the handler in the connection's task; `connect` spawns
 //! it; the `*_with_driver` constructors hand it over. Received messages wait in a queue of
-//! `max_queue` ([`Options::max_queue`]); beyond it the connection stops reading from the peer.
+//! `max_queue` ([`Config::max_queue`]); beyond it the connection stops reading from the peer.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,13 +30,28 @@
 //! server.shutdown(std::time::Duration::from_secs(1)).await;
 //! # Ok(()) }
 //! ```
+//!
+//! # Vocabulary
+//!
+//! One name per idea, the same in every `ws-*` crate (and Python `websockets`' where it has one):
+//!
+//! | name | means | where |
+//! |---|---|---|
+//! | `Config` | the settings of one layer: a connection's ([`Config`], `ws_proto::Config`), a handshake's (`ServerConfig`, `ClientConfig`), an extension's (`PerMessageDeflateConfig`) | every crate |
+//! | `max_size` | the largest message, after decompression (1009 beyond it) | [`Config::max_size`], `ws_proto::Config::max_size` |
+//! | `max_frame_size` | the largest frame, as on the wire; by default derived from `max_size` | both `Config`s |
+//! | `max_queue`, `write_limit` | received messages waiting for the application; the write buffer's [`WriteLimit`] | [`Config`] |
+//! | `Server…` / `Client…` | the two sides of one thing: `ServerConfig`/`ClientConfig`, `ServerHandshake`/`ClientHandshake`, `ServerAccepted`/`ClientAccepted`, the extension factories | `ws-handshake`, `ws-extensions`, `ws-deflate` |
+//! | [`Memory`] | where permessage-deflate keeps its zlib streams: `Dedicated` (per connection, context takeover) or `Shared` (per thread, the memory-lean mode) | `ws-deflate`, [`Compression::Deflate`] |
+//! | [`Closure`], [`Cause`] | how a connection ended: both close frames, and what ended it otherwise | `ws-proto`, [`WebSocket::closure`] |
+//! | `Driver` | the future that runs a connection, whether or not the application reads | [`Driver`] |
 #![forbid(unsafe_code)]
 
 mod client;
+mod config;
 mod driver;
 mod error;
 mod info;
-mod options;
 mod pump;
 mod reading;
 mod server;
@@ -44,17 +59,22 @@ mod socket;
 mod split;
 
 pub use client::{ClientBuilder, connect};
+pub use config::{Compression, Config, WriteLimit};
 pub use driver::Driver;
 pub use error::{ConnectionClosed, Error, Result, Timeout};
 /// The `http` crate, whose types the handshake hooks and headers use.
 pub use http;
 pub use info::ConnectionInfo;
-pub use options::{Compression, Options};
 pub use server::{Acceptor, HandlerResult, ProcessRequestFuture, Server, ServerBuilder, serve};
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
+pub use ws_deflate::Memory;
 pub use ws_deflate::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
 pub use ws_extensions::{
     ClientExtensionFactory, ConfigError, ExtensionHeaderItem, ExtensionParam, ServerExtensionFactory,
 };
-pub use ws_proto::{Bytes, Cause, CloseCode, Closure, Message, Role, State, Utf8Bytes};
+pub use ws_handshake::{ClientError, ProcessRequest, ProcessResponse, Rejection, SelectSubprotocol};
+pub use ws_proto::{
+    Bytes, BytesMut, Cause, CloseCode, Closure, Extension, Message, ProtocolError, Role, SendError, State,
+    Utf8Bytes,
+};

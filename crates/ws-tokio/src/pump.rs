@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use ws_proto::{Cause, CloseCode, Connection, Event, Frame, Message, SendError, State};
 
+use crate::config::{Config, WriteLimit};
 use crate::error::{ConnectionClosed, Error, Result, Timeout};
-use crate::options::Options;
 use crate::reading::ReadBuffer;
 use crate::server::Shutdown;
 
@@ -93,8 +93,8 @@ pub(crate) struct Pump<S> {
     /// The application took a message since the output was last written: its replies are
     /// written together once it has taken them all.
     answering: bool,
-    /// `Options::write_limit`: high and low water marks.
-    write_limit: (usize, usize),
+    /// `Config::write_limit`: high and low water marks.
+    write_limit: WriteLimit,
     /// The one timer: the earliest of the protocol's deadlines and the idle release.
     sleep: Pin<Box<Sleep>>,
     sleep_at: Option<Instant>,
@@ -223,21 +223,21 @@ impl<S> Pump<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
-    pub(crate) fn new(io: S, proto: Connection, leftover: BytesMut, options: &Options) -> Self {
+    pub(crate) fn new(io: S, proto: Connection, leftover: BytesMut, config: &Config) -> Self {
         let mut pump = Self {
             io,
             proto,
             read: ReadBuffer::new(leftover),
             messages: VecDeque::new(),
-            queue_limit: options.max_queue.map(|high| (high.max(1), high / 4)),
+            queue_limit: config.max_queue.map(|high| (high.max(1), high / 4)),
             paused: false,
             answering: false,
-            write_limit: options.write_limit,
+            write_limit: config.write_limit,
             sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
             sleep_at: None,
             sleep_registered: false,
             deadlines_changed: true,
-            idle: options.idle_release.map(|after| IdleRelease { after, deadline: None, traffic: false }),
+            idle: config.idle_release.map(|after| IdleRelease { after, deadline: None, traffic: false }),
             pings: VecDeque::new(),
             ping_counter: 0,
             latency: Duration::ZERO,
@@ -367,7 +367,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if self.read_closed {
             return false;
         }
-        if self.buffered() > self.write_limit.0 {
+        if self.buffered() > self.write_limit.high {
             // The peer does not read what we send: stop reading from it too (pongs and close
             // replies would only pile up), until it does.
             return false;
@@ -482,7 +482,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             let recv = self.wakers.recv.take();
             self.wakers.wake_app(recv);
         }
-        if self.buffered() <= self.write_limit.1 || self.proto.state() == State::Closed {
+        if self.buffered() <= self.write_limit.low || self.proto.state() == State::Closed {
             let send = self.wakers.send.take();
             self.wakers.wake_app(send);
         }
@@ -697,7 +697,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     /// Whether a frame can be queued without waiting (the write buffer is under its high mark).
     #[inline]
     pub(crate) fn has_write_room(&self) -> bool {
-        self.buffered() <= self.write_limit.0
+        self.buffered() <= self.write_limit.high
     }
 
     /// Ready when the write buffer is under its high water mark (or drained to the low one).
@@ -709,7 +709,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             return Poll::Ready(Err(self.closed_error()));
         }
         self.write_inline();
-        if self.buffered() <= self.write_limit.1 {
+        if self.buffered() <= self.write_limit.low {
             return Poll::Ready(Ok(()));
         }
         // The peer does not read. It does not answer pings either: keepalive (then

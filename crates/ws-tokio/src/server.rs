@@ -18,10 +18,10 @@ use ws_extensions::ServerExtensionFactory;
 use ws_handshake::{ProcessRequest, ProcessResponse, SelectSubprotocol, ServerConfig, ServerHandshake};
 use ws_proto::{CloseCode, Role};
 
+use crate::config::{Compression, Config, config_setters, with_timeout};
 use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
 use crate::info::ConnectionInfo;
-use crate::options::{Compression, Options, option_setters, with_timeout};
 use crate::socket::WebSocket;
 
 /// Serves WebSocket connections on `addr` with the default settings (permessage-deflate
@@ -60,8 +60,8 @@ where
 /// Server settings: handshake policy (subprotocols, origins, hooks, extensions), timeouts and limits.
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
-    config: ServerConfig,
-    options: Options,
+    handshake: ServerConfig,
+    config: Config,
     compression: Option<Compression>,
     process_request_async: Option<AsyncProcessRequest>,
 }
@@ -82,9 +82,9 @@ impl std::fmt::Debug for AsyncProcessRequest {
 impl Default for ServerBuilder {
     fn default() -> Self {
         Self {
-            config: ServerConfig::default(),
-            options: Options::default(),
-            compression: Some(Compression::Deflate),
+            handshake: ServerConfig::default(),
+            config: Config::default(),
+            compression: Some(Compression::default()),
             process_request_async: None,
         }
     }
@@ -96,9 +96,9 @@ impl ServerBuilder {
         Self::default()
     }
 
-    option_setters!();
+    config_setters!();
 
-    /// `Some(Compression::Deflate)` (default) accepts permessage-deflate with Python
+    /// `Some(Compression::default())` (default) accepts permessage-deflate with Python
     /// `websockets`' defaults unless an `extension` already handles it; `None` turns it off.
     pub fn compression(mut self, compression: Option<Compression>) -> Self {
         self.compression = compression;
@@ -107,25 +107,25 @@ impl ServerBuilder {
 
     /// Adds an extension factory (tried in the order added, before the default compression).
     pub fn extension(mut self, factory: Arc<dyn ServerExtensionFactory>) -> Self {
-        self.config.extensions.push(factory);
+        self.handshake.extensions.push(factory);
         self
     }
 
     /// Supported subprotocols, most preferred first.
     pub fn subprotocols<I: IntoIterator<Item = T>, T: Into<String>>(mut self, protocols: I) -> Self {
-        self.config.subprotocols = protocols.into_iter().map(Into::into).collect();
+        self.handshake.subprotocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
     /// Refuses clients that offer none of the subprotocols.
     pub fn require_subprotocol(mut self, required: bool) -> Self {
-        self.config.require_subprotocol = required;
+        self.handshake.require_subprotocol = required;
         self
     }
 
     /// Replaces the default subprotocol choice.
     pub fn select_subprotocol(mut self, select: SelectSubprotocol) -> Self {
-        self.config.select_subprotocol = Some(select);
+        self.handshake.select_subprotocol = Some(select);
         self
     }
 
@@ -136,15 +136,15 @@ impl ServerBuilder {
         origins: I,
         allow_missing: bool,
     ) -> Self {
-        self.config.origins = Some(origins.into_iter().map(Into::into).collect());
-        self.config.allow_missing_origin = allow_missing;
+        self.handshake.origins = Some(origins.into_iter().map(Into::into).collect());
+        self.handshake.allow_missing_origin = allow_missing;
         self
     }
 
     /// A hook that may answer an HTTP response instead of upgrading (health checks,
     /// authentication; see `ws_handshake::basic_auth`).
     pub fn process_request(mut self, hook: ProcessRequest) -> Self {
-        self.config.process_request = Some(hook);
+        self.handshake.process_request = Some(hook);
         self
     }
 
@@ -165,19 +165,19 @@ impl ServerBuilder {
 
     /// A hook that may edit the 101 response, or replace it.
     pub fn process_response(mut self, hook: ProcessResponse) -> Self {
-        self.config.process_response = Some(hook);
+        self.handshake.process_response = Some(hook);
         self
     }
 
     /// Sets the `Server` header (`None` removes it).
     pub fn server_header(mut self, value: Option<http::HeaderValue>) -> Self {
-        self.config.server_header = value;
+        self.handshake.server_header = value;
         self
     }
 
     /// The handshake configuration this builder produces.
     fn handshake_config(&self) -> ServerConfig {
-        let mut config = self.config.clone();
+        let mut config = self.handshake.clone();
         let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
         if let (Some(compression), false) = (self.compression, has_deflate) {
             let factory = ws_deflate::ServerPerMessageDeflateFactory {
@@ -196,8 +196,8 @@ impl ServerBuilder {
         let config = self.handshake_config();
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(Acceptor {
-            config: Arc::new(config),
-            options: self.options.clone(),
+            handshake: Arc::new(config),
+            config: self.config.clone(),
             process_request_async: self.process_request_async.clone(),
         })
     }
@@ -267,8 +267,8 @@ impl ServerBuilder {
 /// Runs server handshakes on transports accepted elsewhere (Unix sockets, TLS, a hyper upgrade).
 #[derive(Debug, Clone)]
 pub struct Acceptor {
-    config: Arc<ServerConfig>,
-    options: Options,
+    handshake: Arc<ServerConfig>,
+    config: Config,
     process_request_async: Option<AsyncProcessRequest>,
 }
 
@@ -291,7 +291,7 @@ impl Acceptor {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        with_timeout(self.options.open_timeout, self.handshake(stream, (None, None), None)).await
+        with_timeout(self.config.open_timeout, self.handshake(stream, (None, None), None)).await
     }
 
     async fn accept_tcp(
@@ -300,7 +300,7 @@ impl Acceptor {
         shutdown: ShutdownSignal,
     ) -> Result<(WebSocket<TcpStream>, Driver<TcpStream>)> {
         let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
-        with_timeout(self.options.open_timeout, self.handshake(stream, addrs, Some(shutdown))).await
+        with_timeout(self.config.open_timeout, self.handshake(stream, addrs, Some(shutdown))).await
     }
 
     async fn handshake<S>(
@@ -312,7 +312,7 @@ impl Acceptor {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut handshake = ServerHandshake::new(self.config.clone());
+        let mut handshake = ServerHandshake::new(self.handshake.clone());
         let mut buf = BytesMut::with_capacity(2048);
         let outcome = loop {
             buf.clear();
@@ -324,7 +324,7 @@ impl Acceptor {
                 Ok(Some(request)) => {
                     if let Some(AsyncProcessRequest(hook)) = &self.process_request_async {
                         if let Some(response) = hook(copy_request(&request)).await {
-                            break Err(self.config.respond(response, Some(SystemTime::now())));
+                            break Err(self.handshake.respond(response, Some(SystemTime::now())));
                         }
                     }
                     break handshake.accept(&request, Some(SystemTime::now())).map(|a| (request, a));
@@ -352,7 +352,7 @@ impl Acceptor {
         info.subprotocol = accepted.subprotocol;
         let leftover = BytesMut::from(&accepted.leftover[..]);
         let shutdown = shutdown.map(Shutdown::new);
-        Ok(open(stream, Role::Server, accepted.extensions, leftover, &self.options, info, shutdown))
+        Ok(open(stream, Role::Server, accepted.extensions, leftover, &self.config, info, shutdown))
     }
 }
 

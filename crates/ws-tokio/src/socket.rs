@@ -11,14 +11,12 @@ use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
-use ws_proto::{
-    CloseCode, Closure, Extension, Frame, Message, OpCode, Role, SendError, State, Utf8Validator,
-};
+use ws_proto::{CloseCode, Closure, Extension, Frame, Message, OpCode, Role, State};
 
+use crate::config::Config;
 use crate::driver::{Driver, Handle, open};
 use crate::error::{ConnectionClosed, Error, Result};
 use crate::info::ConnectionInfo;
-use crate::options::Options;
 use crate::split::{ReadHalf, WriteHalf};
 
 /// Resolves with the round-trip time when the pong for a ping arrives (the driver sees it
@@ -85,10 +83,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         role: Role,
         extensions: Vec<Box<dyn Extension>>,
         leftover: BytesMut,
-        options: Options,
+        config: Config,
     ) -> (Self, Driver<S>) {
         let info = ConnectionInfo::new(&extensions);
-        open(io, role, extensions, leftover, &options, info, None)
+        open(io, role, extensions, leftover, &config, info, None)
     }
 
     /// The next message. After the connection closes, an [`Error::Closed`] says how
@@ -109,38 +107,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         send_uncompressed(&self.handle, message.into()).await
     }
 
-    /// Sends one message in fragments, one frame per chunk (`text`: the chunks are UTF-8
-    /// pieces of a text message; a code point may straddle two chunks). Text chunks are checked
-    /// as they go: invalid UTF-8 is [`SendError::InvalidUtf8`](ws_proto::SendError::InvalidUtf8),
-    /// and when part of the message went out already, the connection is closed with 1011 (it
-    /// cannot be finished), as Python `websockets` does when a fragmented send fails.
-    pub async fn send_fragmented<I, B>(&mut self, text: bool, chunks: I) -> Result<()>
+    /// Sends one message in fragments, one frame per fragment: text if the fragments are
+    /// text, binary if they are binary (as Python `websockets`' `send` of an iterable). Nothing
+    /// is sent for no fragments. Fragments that mix text and binary are
+    /// [`Error::MixedFragments`]; if part of the message went out already, the connection is
+    /// closed with 1011, as it cannot be finished.
+    ///
+    /// ```no_run
+    /// # async fn demo(mut ws: ws_tokio::WebSocket<tokio::net::TcpStream>) -> ws_tokio::Result<()> {
+    /// ws.send_fragmented(["Hello, ", "world", "!"]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_fragmented<I, M>(&mut self, fragments: I) -> Result<()>
     where
-        I: IntoIterator<Item = B>,
-        B: Into<Bytes>,
+        I: IntoIterator<Item = M>,
+        M: Into<Message>,
     {
-        let mut opcode = if text { OpCode::Text } else { OpCode::Binary };
-        let mut utf8 = text.then(Utf8Validator::default);
-        let mut chunks = chunks.into_iter().peekable();
-        if chunks.peek().is_none() {
-            return SendMessage { handle: &self.handle, frame: Some(Frame::new(opcode, Bytes::new(), true)) }
-                .await;
-        }
-        while let Some(chunk) = chunks.next() {
-            let chunk = chunk.into();
-            let fin = chunks.peek().is_none();
-            if let Some(utf8) = &mut utf8 {
-                if utf8.feed(&chunk).is_err() || (fin && utf8.finish().is_err()) {
-                    if opcode == OpCode::Continuation {
-                        let _ = close(&self.handle, CloseCode::INTERNAL_ERROR, "").await;
-                    }
-                    return Err(Error::Send(SendError::InvalidUtf8));
-                }
-            }
-            SendMessage { handle: &self.handle, frame: Some(Frame::new(opcode, chunk, fin)) }.await?;
-            opcode = OpCode::Continuation;
-        }
-        Ok(())
+        send_fragmented(&self.handle, fragments).await
     }
 
     /// Writes out everything queued.
@@ -156,7 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Sends an unsolicited pong (a one-way heartbeat).
     pub async fn pong(&mut self, payload: Bytes) -> Result<()> {
-        poll_fn(|cx| Poll::Ready(self.handle.lock().pong(payload.clone(), cx))).await
+        pong(&self.handle, payload).await
     }
 
     /// Performs the closing handshake: sends a close frame and waits for the driver to finish
@@ -229,12 +212,47 @@ pub(crate) async fn send_uncompressed<S: AsyncRead + AsyncWrite + Unpin>(
     SendMessage { handle, frame: Some(frame) }.await
 }
 
+pub(crate) async fn send_fragmented<S, I, M>(handle: &Handle<S>, fragments: I) -> Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    I: IntoIterator<Item = M>,
+    M: Into<Message>,
+{
+    let mut fragments = fragments.into_iter().peekable();
+    let mut kind = None;
+    while let Some(fragment) = fragments.next() {
+        let frame = message_frame(fragment.into());
+        let fin = fragments.peek().is_none();
+        let opcode = match kind {
+            None => {
+                kind = Some(frame.opcode);
+                frame.opcode
+            }
+            Some(first) if first == frame.opcode => OpCode::Continuation,
+            Some(_) => {
+                // Half a message is out and cannot be finished.
+                let _ = close(handle, CloseCode::INTERNAL_ERROR, "").await;
+                return Err(Error::MixedFragments);
+            }
+        };
+        SendMessage { handle, frame: Some(Frame::new(opcode, frame.payload, fin)) }.await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn ping<S: AsyncRead + AsyncWrite + Unpin>(
     handle: &Handle<S>,
     payload: Option<Bytes>,
 ) -> Result<PongWaiter> {
     let mut payload = Some(payload);
     poll_fn(|cx| Poll::Ready(handle.lock().ping(payload.take().flatten(), cx))).await.map(PongWaiter)
+}
+
+pub(crate) async fn pong<S: AsyncRead + AsyncWrite + Unpin>(
+    handle: &Handle<S>,
+    payload: Bytes,
+) -> Result<()> {
+    poll_fn(|cx| Poll::Ready(handle.lock().pong(payload.clone(), cx))).await
 }
 
 pub(crate) async fn close<S: AsyncRead + AsyncWrite + Unpin>(

@@ -84,6 +84,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
         socket::send_uncompressed(&self.handle, message.into()).await
     }
 
+    /// Sends one message in fragments (see
+    /// [`WebSocket::send_fragmented`](crate::WebSocket::send_fragmented)).
+    pub async fn send_fragmented<I, M>(&mut self, fragments: I) -> Result<()>
+    where
+        I: IntoIterator<Item = M>,
+        M: Into<Message>,
+    {
+        socket::send_fragmented(&self.handle, fragments).await
+    }
+
     /// Writes out everything queued.
     pub async fn flush(&mut self) -> Result<()> {
         poll_fn(|cx| self.handle.lock().poll_flush(cx)).await
@@ -92,6 +102,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     /// Sends a ping; the returned future resolves when its pong arrives.
     pub async fn ping(&mut self, payload: Option<Bytes>) -> Result<PongWaiter> {
         socket::ping(&self.handle, payload).await
+    }
+
+    /// Sends an unsolicited pong (a one-way heartbeat).
+    pub async fn pong(&mut self, payload: Bytes) -> Result<()> {
+        socket::pong(&self.handle, payload).await
     }
 
     /// Performs the closing handshake (see [`WebSocket::close`](crate::WebSocket::close)).

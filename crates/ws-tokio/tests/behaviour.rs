@@ -78,7 +78,7 @@ async fn echo_with_and_without_compression() {
             ws.send(data.clone()).await.unwrap();
             assert_eq!(ws.recv().await.unwrap(), Message::Binary(data));
         }
-        ws.send_fragmented(true, ["frag", "ment", "", "ed"]).await.unwrap();
+        ws.send_fragmented(["frag", "ment", "", "ed"]).await.unwrap();
         assert_eq!(ws.recv().await.unwrap(), Message::text("fragmented"));
         ws.close(CloseCode::NORMAL, "bye").await.unwrap();
         assert_eq!(ws.close_code(), Some(CloseCode::NORMAL));
@@ -383,8 +383,10 @@ async fn any_async_read_write_transport() {
 
 #[tokio::test]
 async fn memory_lean_compression_mode() {
-    let (server, addr) =
-        echo_server(ServerBuilder::new().compression(Some(ws_tokio::Compression::DeflateShared))).await;
+    let (server, addr) = echo_server(
+        ServerBuilder::new().compression(Some(ws_tokio::Compression::Deflate(ws_tokio::Memory::Shared))),
+    )
+    .await;
     // The default client meets the lean server: both no-context-takeover flags come back.
     let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
     let header =
@@ -542,29 +544,21 @@ async fn connect_errors_name_what_failed() {
     assert!(std::error::Error::source(&err).is_some());
 }
 
+/// `send_fragmented` picks text or binary from its fragments, sends nothing for none, and
+/// refuses fragments that mix the two: the half-sent message cannot be finished, so the
+/// connection closes with 1011.
 #[tokio::test]
-async fn fragmented_text_is_checked_for_utf8() {
+async fn fragmented_messages_take_their_kind_from_the_fragments() {
     let (server, addr) = echo_server(ServerBuilder::new()).await;
     let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
-    // A code point split across chunks is fine.
-    let text = "héllo wörld".as_bytes();
-    ws.send_fragmented(true, [&text[..2], &text[2..9], &text[9..]].map(Bytes::copy_from_slice))
-        .await
-        .unwrap();
-    assert_eq!(ws.recv().await.unwrap(), Message::text("héllo wörld"));
-    // Invalid in the first chunk: refused, nothing sent, the connection goes on.
-    let err =
-        ws.send_fragmented(true, [Bytes::from_static(b"\xff"), Bytes::from_static(b"x")]).await.unwrap_err();
-    assert!(matches!(err, Error::Send(ws_proto::SendError::InvalidUtf8)), "{err:?}");
-    ws.send("still open").await.unwrap();
-    assert_eq!(ws.recv().await.unwrap(), Message::text("still open"));
-    // Cut in the middle of a code point at the end: the half-sent message cannot be finished,
-    // the connection closes with 1011.
-    let err = ws
-        .send_fragmented(true, [Bytes::from_static(b"ok "), Bytes::from_static(b"\xc3")])
-        .await
-        .unwrap_err();
-    assert!(matches!(err, Error::Send(ws_proto::SendError::InvalidUtf8)), "{err:?}");
+    ws.send_fragmented([Bytes::from_static(b"ab"), Bytes::from_static(b"c")]).await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::binary(&b"abc"[..]));
+    ws.send_fragmented(Vec::<String>::new()).await.unwrap();
+    ws.send("after none").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("after none"));
+    let mixed = [Message::text("one"), Message::binary(&b"two"[..])];
+    let err = ws.send_fragmented(mixed).await.unwrap_err();
+    assert!(matches!(err, Error::MixedFragments), "{err:?}");
     assert_eq!(ws.closure().and_then(|c| c.sent.flatten()).map(|f| f.code), Some(CloseCode::INTERNAL_ERROR));
     server.shutdown(Duration::from_secs(1)).await;
 }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use ws_proto::{Buf, BytesMut, Config, Connection, Role};
-use ws_tokio::{Options, WebSocket};
+use ws_tokio::WebSocket;
 
 /// A transport that counts the reads that returned data.
 struct CountingReads {
@@ -62,7 +62,7 @@ async fn bursts_larger_than_the_first_read_room_are_read_whole() {
         Role::Server,
         Vec::new(),
         BytesMut::new(),
-        Options::default(),
+        ws_tokio::Config::default(),
     );
     tokio::spawn(driver);
     tokio::spawn(async move {

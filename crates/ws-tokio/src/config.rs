@@ -3,28 +3,64 @@
 
 use std::time::Duration;
 
+use ws_deflate::Memory;
+
 use crate::error::{Error, Result, Timeout};
 
-/// Which compression to negotiate by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Which compression to negotiate by default (`None` in the builders: none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compression {
-    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults (the default), with
-    /// context takeover: a busy connection owns its zlib streams (~210 KiB); a quiet one
-    /// releases them after `idle_release`, keeping only its compression history (a few KiB).
-    #[default]
-    Deflate,
-    /// permessage-deflate in the memory-lean mode (`ws_deflate::Memory::Shared`): no context
-    /// takeover, zlib streams shared per thread, a few hundred bytes per connection.
-    DeflateShared,
+    /// permessage-deflate (RFC 7692) with Python `websockets`' defaults, its zlib streams kept
+    /// as [`Memory`] says. The default, `Deflate(Memory::Dedicated)`, keeps context takeover:
+    /// a busy connection owns its zlib streams (~210 KiB); a quiet one releases them after
+    /// `idle_release`, keeping only its compression history (a few KiB).
+    /// `Deflate(Memory::Shared)` is the memory-lean mode: no context takeover, zlib streams
+    /// shared per thread, a few hundred bytes per connection.
+    Deflate(Memory),
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self::Deflate(Memory::Dedicated)
+    }
 }
 
 impl Compression {
-    pub(crate) fn memory(self) -> ws_deflate::Memory {
+    pub(crate) fn memory(self) -> Memory {
         match self {
-            Self::Deflate => ws_deflate::Memory::Dedicated,
-            Self::DeflateShared => ws_deflate::Memory::Shared,
+            Self::Deflate(memory) => memory,
         }
+    }
+}
+
+/// Write buffer water marks: once more than `high` bytes wait to be written, `send` waits
+/// until the peer has taken all but `low`. Python `websockets`' `write_limit`: from one number
+/// (`low` is a quarter of it) or from `(high, low)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteLimit {
+    /// Above this many buffered bytes, `send` waits.
+    pub high: usize,
+    /// It resumes once no more than this many are left (at most `high`).
+    pub low: usize,
+}
+
+impl Default for WriteLimit {
+    /// 32 KiB and 8 KiB.
+    fn default() -> Self {
+        Self::from(32 * 1024)
+    }
+}
+
+impl From<usize> for WriteLimit {
+    fn from(high: usize) -> Self {
+        Self { high, low: high / 4 }
+    }
+}
+
+impl From<(usize, usize)> for WriteLimit {
+    fn from((high, low): (usize, usize)) -> Self {
+        Self { high, low: low.min(high) }
     }
 }
 
@@ -35,7 +71,7 @@ impl Compression {
 /// waits on something else entirely.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct Options {
+pub struct Config {
     /// How long the opening handshake may take (default 10 s; `None`: forever). A peer that
     /// never finishes it (slowloris) is dropped.
     pub open_timeout: Option<Duration>,
@@ -63,9 +99,8 @@ pub struct Options {
     /// data is slightly larger than the message it carries); `max_size` itself is enforced on
     /// the message after decompression.
     pub max_frame_size: Option<usize>,
-    /// Write buffer high and low water marks (default 32 KiB and 8 KiB): once more than `high`
-    /// bytes wait to be written, `send` waits until the peer has taken all but `low`.
-    pub write_limit: (usize, usize),
+    /// Write buffer water marks (default 32 KiB and 8 KiB), see [`WriteLimit`].
+    pub write_limit: WriteLimit,
     /// How long a connection may be quiet before it frees the memory it keeps for speed
     /// (default 1 s; `None`: never): its output buffer and the extensions' state that the next
     /// message can rebuild, such as permessage-deflate's zlib streams (about 190 KiB per
@@ -75,7 +110,7 @@ pub struct Options {
     pub idle_release: Option<Duration>,
 }
 
-impl Default for Options {
+impl Default for Config {
     fn default() -> Self {
         Self {
             open_timeout: Some(Duration::from_secs(10)),
@@ -85,19 +120,17 @@ impl Default for Options {
             max_queue: Some(16),
             max_size: Some(1 << 20),
             max_frame_size: None,
-            write_limit: (32 * 1024, 8 * 1024),
+            write_limit: WriteLimit::default(),
             idle_release: Some(Duration::from_secs(1)),
         }
     }
 }
 
-impl Options {
+impl Config {
     pub(crate) fn proto_config(&self) -> ws_proto::Config {
-        // Stored deflate blocks add 5 bytes per 16 KiB; a small window can cost a little more.
-        let frame = self.max_frame_size.or(self.max_size.map(|max| max.saturating_add(max / 64 + 1024)));
         ws_proto::Config::default()
-            .with_max_message_size(self.max_size)
-            .with_max_frame_size(frame)
+            .with_max_size(self.max_size)
+            .with_max_frame_size(self.max_frame_size)
             .with_keepalive(self.ping_interval, self.ping_timeout)
             .with_close_timeout(self.close_timeout)
     }
@@ -118,67 +151,68 @@ pub(crate) async fn with_timeout<T>(
 }
 
 /// Builder methods shared by the client and server builders.
-macro_rules! option_setters {
+macro_rules! config_setters {
     () => {
-        /// Sets `open_timeout` (see [`Options::open_timeout`](crate::Options::open_timeout)).
+        /// Sets `open_timeout` (see [`Config::open_timeout`](crate::Config::open_timeout)).
         pub fn open_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-            self.options.open_timeout = timeout;
+            self.config.open_timeout = timeout;
             self
         }
 
-        /// Sets `ping_interval` (see [`Options::ping_interval`](crate::Options::ping_interval)).
+        /// Sets `ping_interval` (see [`Config::ping_interval`](crate::Config::ping_interval)).
         pub fn ping_interval(mut self, interval: Option<std::time::Duration>) -> Self {
-            self.options.ping_interval = interval;
+            self.config.ping_interval = interval;
             self
         }
 
-        /// Sets `ping_timeout` (see [`Options::ping_timeout`](crate::Options::ping_timeout)).
+        /// Sets `ping_timeout` (see [`Config::ping_timeout`](crate::Config::ping_timeout)).
         pub fn ping_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-            self.options.ping_timeout = timeout;
+            self.config.ping_timeout = timeout;
             self
         }
 
-        /// Sets `close_timeout` (see [`Options::close_timeout`](crate::Options::close_timeout)).
+        /// Sets `close_timeout` (see [`Config::close_timeout`](crate::Config::close_timeout)).
         pub fn close_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-            self.options.close_timeout = timeout;
+            self.config.close_timeout = timeout;
             self
         }
 
-        /// Sets `max_queue` (see [`Options::max_queue`](crate::Options::max_queue)).
+        /// Sets `max_queue` (see [`Config::max_queue`](crate::Config::max_queue)).
         pub fn max_queue(mut self, max: Option<usize>) -> Self {
-            self.options.max_queue = max;
+            self.config.max_queue = max;
             self
         }
 
-        /// Sets the message size limit (see [`Options::max_size`](crate::Options::max_size)).
+        /// Sets the message size limit (see [`Config::max_size`](crate::Config::max_size)).
         pub fn max_size(mut self, max: Option<usize>) -> Self {
-            self.options.max_size = max;
+            self.config.max_size = max;
             self
         }
 
-        /// Sets the wire frame size limit (see [`Options::max_frame_size`](crate::Options::max_frame_size)).
+        /// Sets the wire frame size limit (see [`Config::max_frame_size`](crate::Config::max_frame_size)).
         pub fn max_frame_size(mut self, max: Option<usize>) -> Self {
-            self.options.max_frame_size = max;
+            self.config.max_frame_size = max;
             self
         }
 
-        /// Sets the write buffer water marks (see [`Options::write_limit`](crate::Options::write_limit)).
-        pub fn write_limit(mut self, high: usize, low: usize) -> Self {
-            self.options.write_limit = (high, low.min(high));
+        /// Sets the write buffer water marks: `32768` (low: a quarter) or `(32768, 8192)`
+        /// (see [`WriteLimit`](crate::WriteLimit)).
+        pub fn write_limit(mut self, limit: impl Into<crate::WriteLimit>) -> Self {
+            self.config.write_limit = limit.into();
             self
         }
 
-        /// Sets `idle_release` (see [`Options::idle_release`](crate::Options::idle_release)).
+        /// Sets `idle_release` (see [`Config::idle_release`](crate::Config::idle_release)).
         pub fn idle_release(mut self, after: Option<std::time::Duration>) -> Self {
-            self.options.idle_release = after;
+            self.config.idle_release = after;
             self
         }
 
         /// Replaces all timeouts and limits at once.
-        pub fn options(mut self, options: crate::Options) -> Self {
-            self.options = options;
+        pub fn config(mut self, config: crate::Config) -> Self {
+            self.config = config;
             self
         }
     };
 }
-pub(crate) use option_setters;
+pub(crate) use config_setters;
