@@ -65,7 +65,9 @@ pub use error::{ConnectionClosed, Error, Result, Timeout};
 /// The `http` crate, whose types the handshake hooks and headers use.
 pub use http;
 pub use info::ConnectionInfo;
-pub use server::{Acceptor, HandlerResult, ProcessRequestFuture, Server, ServerBuilder, serve};
+pub use server::{
+    Acceptor, HandlerResult, ProcessRequestFuture, ProcessResponseFuture, Server, ServerBuilder, serve,
+};
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
 pub use ws_deflate::Memory;

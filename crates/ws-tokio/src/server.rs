@@ -15,7 +15,10 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 use ws_extensions::ServerExtensionFactory;
-use ws_handshake::{ProcessRequest, ProcessResponse, SelectSubprotocol, ServerConfig, ServerHandshake};
+use ws_handshake::{
+    ProcessRequest, ProcessResponse, Rejection, SelectSubprotocol, ServerAccepted, ServerConfig,
+    ServerHandshake,
+};
 use ws_proto::{CloseCode, Role};
 
 use crate::config::{Compression, Config, config_setters, with_timeout};
@@ -64,6 +67,24 @@ pub struct ServerBuilder {
     config: Config,
     compression: Option<Compression>,
     process_request_async: Option<AsyncProcessRequest>,
+    process_response_async: Option<AsyncProcessResponse>,
+}
+
+/// The future an asynchronous `process_response` hook returns: `Ok` with the 101 to send
+/// (edited or not), or `Err` with a response to send instead of upgrading.
+pub type ProcessResponseFuture =
+    Pin<Box<dyn Future<Output = std::result::Result<http::Response<()>, http::Response<Bytes>>> + Send>>;
+
+/// An asynchronous `process_response` hook (see [`ServerBuilder::process_response_async`]).
+#[derive(Clone)]
+struct AsyncProcessResponse(
+    Arc<dyn Fn(http::Request<()>, http::Response<()>) -> ProcessResponseFuture + Send + Sync>,
+);
+
+impl std::fmt::Debug for AsyncProcessResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AsyncProcessResponse")
+    }
 }
 
 /// The future an asynchronous `process_request` hook returns.
@@ -86,6 +107,7 @@ impl Default for ServerBuilder {
             config: Config::default(),
             compression: Some(Compression::default()),
             process_request_async: None,
+            process_response_async: None,
         }
     }
 }
@@ -169,6 +191,21 @@ impl ServerBuilder {
         self
     }
 
+    /// An asynchronous hook on the 101 response (Python allows coroutines): it gets a copy of
+    /// the request and the 101, and returns the 101 to send (edited, e.g. a cookie set after a
+    /// lookup) or `Err` with a response that refuses the upgrade instead (completed like a
+    /// `process_request` response). It runs after the synchronous `process_response`, within
+    /// `open_timeout`.
+    pub fn process_response_async<H, F>(mut self, hook: H) -> Self
+    where
+        H: Fn(http::Request<()>, http::Response<()>) -> F + Send + Sync + 'static,
+        F: Future<Output = std::result::Result<http::Response<()>, http::Response<Bytes>>> + Send + 'static,
+    {
+        self.process_response_async =
+            Some(AsyncProcessResponse(Arc::new(move |request, response| Box::pin(hook(request, response)))));
+        self
+    }
+
     /// Sets the `Server` header (`None` removes it).
     pub fn server_header(mut self, value: Option<http::HeaderValue>) -> Self {
         self.handshake.server_header = value;
@@ -199,6 +236,7 @@ impl ServerBuilder {
             handshake: Arc::new(config),
             config: self.config.clone(),
             process_request_async: self.process_request_async.clone(),
+            process_response_async: self.process_response_async.clone(),
         })
     }
 
@@ -270,6 +308,7 @@ pub struct Acceptor {
     handshake: Arc<ServerConfig>,
     config: Config,
     process_request_async: Option<AsyncProcessRequest>,
+    process_response_async: Option<AsyncProcessResponse>,
 }
 
 impl Acceptor {
@@ -327,7 +366,11 @@ impl Acceptor {
                             break Err(self.handshake.respond(response, Some(SystemTime::now())));
                         }
                     }
-                    break handshake.accept(&request, Some(SystemTime::now())).map(|a| (request, a));
+                    let accepted = match handshake.accept(&request, Some(SystemTime::now())) {
+                        Ok(accepted) => accepted,
+                        Err(rejection) => break Err(rejection),
+                    };
+                    break self.process_response_async(request, accepted).await;
                 }
                 Err(rejection) => break Err(rejection),
             }
@@ -353,6 +396,24 @@ impl Acceptor {
         let leftover = BytesMut::from(&accepted.leftover[..]);
         let shutdown = shutdown.map(Shutdown::new);
         Ok(open(stream, Role::Server, accepted.extensions, leftover, &self.config, info, shutdown))
+    }
+}
+
+impl Acceptor {
+    /// Runs the asynchronous `process_response` hook, if any, on an accepted handshake.
+    async fn process_response_async(
+        &self,
+        request: http::Request<()>,
+        mut accepted: ServerAccepted,
+    ) -> std::result::Result<(http::Request<()>, ServerAccepted), Rejection> {
+        if let Some(AsyncProcessResponse(hook)) = &self.process_response_async {
+            let response = std::mem::take(&mut accepted.response);
+            match hook(copy_request(&request), response).await {
+                Ok(response) => accepted.response = response,
+                Err(response) => return Err(self.handshake.respond(response, Some(SystemTime::now()))),
+            }
+        }
+        Ok((request, accepted))
     }
 }
 

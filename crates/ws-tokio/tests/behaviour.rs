@@ -619,6 +619,45 @@ async fn invalid_extension_settings_are_errors() {
     assert!(err.to_string().contains("mem_level must be between 1 and 9, got 0"), "{err}");
 }
 
+/// An asynchronous `process_response` hook edits the 101 after awaiting (a cookie from a
+/// lookup), or refuses the upgrade with a response of its own, completed like any other.
+#[tokio::test]
+async fn async_process_response_edits_or_replaces_the_101() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = ServerBuilder::new()
+        .process_response_async(|request, mut response| async move {
+            tokio::time::sleep(Duration::from_millis(10)).await; // a lookup elsewhere
+            if request.uri().path() == "/closed" {
+                let mut refusal = http::Response::new(Bytes::from_static(b"closed today\n"));
+                *refusal.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                return Err(refusal);
+            }
+            response.headers_mut().insert("set-cookie", http::HeaderValue::from_static("session=42"));
+            Ok(response)
+        })
+        .serve_listener(
+            |mut ws: WebSocket<TcpStream>| async move {
+                while let Ok(message) = ws.recv().await {
+                    let _ = ws.send(message).await;
+                }
+            },
+            listener,
+        )
+        .unwrap();
+    let err = ws_tokio::connect(&format!("ws://{addr}/closed")).await.unwrap_err();
+    let Error::Handshake(ws_handshake::ClientError::Rejected(rejected)) = &err else { panic!("{err:?}") };
+    assert_eq!(rejected.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(rejected.headers()["content-length"], "13");
+    assert_eq!(rejected.headers()["connection"], "close");
+    let mut ws = ws_tokio::connect(&format!("ws://{addr}/")).await.unwrap();
+    let response = ws.info().response().expect("the 101");
+    assert_eq!(response.headers()["set-cookie"], "session=42");
+    ws.send("in").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("in"));
+    server.shutdown(Duration::from_secs(1)).await;
+}
+
 /// An asynchronous `process_request` hook with shared state: it awaits, then refuses requests
 /// without a known token (its response completed like any other) and lets the others upgrade.
 #[tokio::test]
