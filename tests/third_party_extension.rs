@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use ws::{ClientBuilder, CloseCode, Message, ServerBuilder, WebSocket};
 use ws_ext_example::{Algorithm, ChecksumClientFactory, ChecksumServerFactory};
 
@@ -15,7 +15,7 @@ async fn checksum_extension_chained_with_deflate() {
     let server = ServerBuilder::new()
         .extension(Arc::new(ChecksumServerFactory::default()))
         .serve_listener(
-            |mut ws: WebSocket<TcpStream>| async move {
+            |mut ws: WebSocket| async move {
                 assert_eq!(ws.info().extensions(), ["x-checksum", "permessage-deflate"]);
                 while let Ok(message) = ws.recv().await {
                     if ws.send(message).await.is_err() {
@@ -60,7 +60,7 @@ async fn declined_offer_leaves_only_deflate() {
     let server = ServerBuilder::new()
         .extension(Arc::new(factory))
         .serve_listener(
-            |mut ws: WebSocket<TcpStream>| async move {
+            |mut ws: WebSocket| async move {
                 while let Ok(message) = ws.recv().await {
                     let _ = ws.send(message).await;
                 }

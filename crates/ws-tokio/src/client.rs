@@ -16,6 +16,7 @@ use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
 use crate::info::ConnectionInfo;
 use crate::socket::WebSocket;
+use crate::transport::Transport;
 
 /// Connects to a `ws://` URI with the default settings: permessage-deflate offered, 10 s open
 /// timeout, keepalive pings every 20 s, 1 MiB message limit. The connection's [`Driver`] runs
@@ -28,7 +29,7 @@ use crate::socket::WebSocket;
 /// ws.send("hello").await?;
 /// # Ok(()) }
 /// ```
-pub async fn connect(uri: &str) -> Result<WebSocket<TcpStream>> {
+pub async fn connect(uri: &str) -> Result<WebSocket> {
     ClientBuilder::new().connect(uri).await
 }
 
@@ -130,7 +131,7 @@ impl ClientBuilder {
 
     /// Opens a TCP connection to the URI's host, runs the opening handshake over it, and
     /// spawns the connection's [`Driver`].
-    pub async fn connect(self, uri: &str) -> Result<WebSocket<TcpStream>> {
+    pub async fn connect(self, uri: &str) -> Result<WebSocket> {
         let config = Arc::new(self.handshake_config());
         let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
         let target = handshake.target().clone();
@@ -140,10 +141,25 @@ impl ClientBuilder {
             ));
         }
         let open = async {
-            let stream = open_tcp(&target.host, target.port).await?;
-            stream.set_nodelay(true)?;
-            let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
+            let stream = Transport::Tcp(open_tcp(&target.host, target.port).await?);
+            stream.set_nodelay();
+            let addrs = (stream.local_addr(), stream.peer_addr());
             self.run_handshake(stream, handshake, addrs).await
+        };
+        let (ws, driver) = with_timeout(self.config.open_timeout, open).await?;
+        spawn(driver);
+        Ok(ws)
+    }
+
+    /// Connects to the Unix socket at `path` and runs the opening handshake for `uri` over it
+    /// (its host goes in the `Host` header), then spawns the connection's [`Driver`].
+    #[cfg(unix)]
+    pub async fn connect_unix(self, path: impl AsRef<std::path::Path>, uri: &str) -> Result<WebSocket> {
+        let config = Arc::new(self.handshake_config());
+        let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
+        let open = async {
+            let stream = Transport::Unix(tokio::net::UnixStream::connect(path).await?);
+            self.run_handshake(stream, handshake, (None, None)).await
         };
         let (ws, driver) = with_timeout(self.config.open_timeout, open).await?;
         spawn(driver);

@@ -31,7 +31,7 @@ pub(crate) type Shared<S> = Arc<Mutex<Pump<S>>>;
 /// runtime without `tokio::spawn` or for a transport that is not `Send`. A connection whose
 /// driver is not polled does nothing: no message arrives and nothing is written.
 #[must_use = "a connection does nothing unless its driver is polled"]
-pub struct Driver<S> {
+pub struct Driver<S = crate::Transport> {
     shared: Shared<S>,
 }
 

@@ -57,6 +57,7 @@ mod reading;
 mod server;
 mod socket;
 mod split;
+mod transport;
 
 pub use client::{ClientBuilder, connect};
 pub use config::{Compression, Config, WriteLimit};
@@ -70,6 +71,7 @@ pub use server::{
 };
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
+pub use transport::{Listener, Transport};
 pub use ws_deflate::Memory;
 pub use ws_deflate::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
 pub use ws_extensions::{

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
 use ws_extensions::ServerExtensionFactory;
@@ -26,6 +26,7 @@ use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
 use crate::info::ConnectionInfo;
 use crate::socket::WebSocket;
+use crate::transport::{Listener, Transport};
 
 /// Serves WebSocket connections on `addr` with the default settings (permessage-deflate
 /// accepted, 10 s open timeout, keepalive, 1 MiB limit), running `handler` for each.
@@ -53,7 +54,7 @@ use crate::socket::WebSocket;
 /// ```
 pub async fn serve<H, F>(handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
 where
-    H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+    H: Fn(WebSocket<Transport>) -> F + Send + Sync + 'static,
     F: Future + Send + 'static,
     F::Output: HandlerResult,
 {
@@ -244,7 +245,7 @@ impl ServerBuilder {
     /// cannot be bound or an extension factory's settings are invalid.
     pub async fn serve<H, F>(self, handler: H, addr: impl ToSocketAddrs) -> io::Result<Server>
     where
-        H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+        H: Fn(WebSocket<Transport>) -> F + Send + Sync + 'static,
         F: Future + Send + 'static,
         F::Output: HandlerResult,
     {
@@ -252,16 +253,29 @@ impl ServerBuilder {
         self.serve_listener(handler, listener)
     }
 
-    /// Serves connections from a bound listener. Fails when an extension factory's settings are
-    /// invalid.
-    pub fn serve_listener<H, F>(self, handler: H, listener: TcpListener) -> io::Result<Server>
+    /// Listens on a Unix socket at `path` and serves each connection with `handler`.
+    #[cfg(unix)]
+    pub fn serve_unix<H, F>(self, handler: H, path: impl AsRef<std::path::Path>) -> io::Result<Server>
     where
-        H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+        H: Fn(WebSocket<Transport>) -> F + Send + Sync + 'static,
+        F: Future + Send + 'static,
+        F::Output: HandlerResult,
+    {
+        let listener = tokio::net::UnixListener::bind(path)?;
+        self.serve_listener(handler, listener)
+    }
+
+    /// Serves connections from a bound listener (a `TcpListener`, a `UnixListener`, or a
+    /// [`Listener`]). Fails when an extension factory's settings are invalid.
+    pub fn serve_listener<H, F>(self, handler: H, listener: impl Into<Listener>) -> io::Result<Server>
+    where
+        H: Fn(WebSocket<Transport>) -> F + Send + Sync + 'static,
         F: Future + Send + 'static,
         F::Output: HandlerResult,
     {
         let acceptor = self.build()?;
-        let local_addr = listener.local_addr().ok();
+        let listener = listener.into();
+        let local_addr = listener.local_addr();
         let shutdown = ShutdownSignal::default();
         let tracker = TaskTracker::new();
         let handler = Arc::new(handler);
@@ -269,7 +283,7 @@ impl ServerBuilder {
             let (shutdown, tracker) = (shutdown.clone(), tracker.clone());
             async move {
                 loop {
-                    let (stream, peer) = tokio::select! {
+                    let stream = tokio::select! {
                         () = shutdown.token().cancelled() => break,
                         accepted = listener.accept() => match accepted {
                             Ok(accepted) => accepted,
@@ -282,13 +296,13 @@ impl ServerBuilder {
                         },
                     };
                     let (acceptor, handler, shutdown) = (acceptor.clone(), handler.clone(), shutdown.clone());
-                    let span = tracing::debug_span!("ws_connection", %peer);
+                    let span = tracing::debug_span!("ws_connection", peer = ?stream.peer_addr());
                     // The handshake future is boxed (freed once it is done): the task then stays
                     // the size of the handler's future. `with_timeout` boxes the handshake's own
                     // state too, but the timeout around it still costs about 490 bytes inline.
                     let connection = async move {
-                        let _ = stream.set_nodelay(true);
-                        match Box::pin(acceptor.accept_tcp(stream, shutdown)).await {
+                        stream.set_nodelay();
+                        match Box::pin(acceptor.accept_transport(stream, shutdown)).await {
                             Ok((ws, driver)) => serve_connection(ws, driver, &*handler).await,
                             Err(e) => tracing::debug!(error = %e, "opening handshake failed"),
                         }
@@ -333,12 +347,13 @@ impl Acceptor {
         with_timeout(self.config.open_timeout, self.handshake(stream, (None, None), None)).await
     }
 
-    async fn accept_tcp(
+    /// A connection the server accepted: the handshake, within `open_timeout`.
+    async fn accept_transport(
         &self,
-        stream: TcpStream,
+        stream: Transport,
         shutdown: ShutdownSignal,
-    ) -> Result<(WebSocket<TcpStream>, Driver<TcpStream>)> {
-        let addrs = (stream.local_addr().ok(), stream.peer_addr().ok());
+    ) -> Result<(WebSocket<Transport>, Driver<Transport>)> {
+        let addrs = (stream.local_addr(), stream.peer_addr());
         with_timeout(self.config.open_timeout, self.handshake(stream, addrs, Some(shutdown))).await
     }
 

@@ -62,7 +62,7 @@ impl Future for PongWaiter {
 /// ws.close(ws_tokio::CloseCode::NORMAL, "").await?;
 /// # Ok(()) }
 /// ```
-pub struct WebSocket<S> {
+pub struct WebSocket<S = crate::Transport> {
     handle: Handle<S>,
     info: Arc<ConnectionInfo>,
     stream_done: bool,
@@ -114,7 +114,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// closed with 1011, as it cannot be finished.
     ///
     /// ```no_run
-    /// # async fn demo(mut ws: ws_tokio::WebSocket<tokio::net::TcpStream>) -> ws_tokio::Result<()> {
+    /// # async fn demo(mut ws: ws_tokio::WebSocket) -> ws_tokio::Result<()> {
     /// ws.send_fragmented(["Hello, ", "world", "!"]).await?;
     /// # Ok(()) }
     /// ```

@@ -20,14 +20,14 @@ use crate::info::ConnectionInfo;
 use crate::socket::{self, PongWaiter, Recv, SendMessage, message_frame, sink};
 
 /// The read half of a [`WebSocket`](crate::WebSocket): receives messages.
-pub struct ReadHalf<S> {
+pub struct ReadHalf<S = crate::Transport> {
     handle: Handle<S>,
     info: Arc<ConnectionInfo>,
     done: bool,
 }
 
 /// The write half of a [`WebSocket`](crate::WebSocket).
-pub struct WriteHalf<S> {
+pub struct WriteHalf<S = crate::Transport> {
     handle: Handle<S>,
     info: Arc<ConnectionInfo>,
 }

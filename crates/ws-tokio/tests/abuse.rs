@@ -57,7 +57,7 @@ fn mib(bytes: usize) -> f64 {
 /// A server whose handler is `handler`, on an ephemeral loopback port.
 async fn server_with<H, F>(builder: ServerBuilder, handler: H) -> (Server, SocketAddr)
 where
-    H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+    H: Fn(WebSocket) -> F + Send + Sync + 'static,
     F: Future<Output = ()> + Send + 'static,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -68,9 +68,9 @@ where
 /// Echoes every message until the connection ends; reports how it ended.
 fn echo_reporting(
     report: mpsc::UnboundedSender<(Error, Option<CloseCode>)>,
-) -> impl Fn(WebSocket<TcpStream>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static
+) -> impl Fn(WebSocket) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static
 {
-    move |mut ws: WebSocket<TcpStream>| {
+    move |mut ws: WebSocket| {
         let report = report.clone();
         Box::pin(async move {
             let error = loop {
@@ -133,7 +133,7 @@ async fn slow_readers_are_bounded_and_dropped_by_keepalive() {
         .ping_interval(Some(interval))
         .ping_timeout(Some(timeout))
         .close_timeout(Some(close));
-    let (server, addr) = server_with(builder, move |mut ws: WebSocket<TcpStream>| {
+    let (server, addr) = server_with(builder, move |mut ws: WebSocket| {
         let tx = tx.lock().unwrap().clone();
         async move {
             // "flood": send 64 KiB messages until the connection fails; anything else: echo.
@@ -630,7 +630,7 @@ async fn slow_reader_of_a_split_connection_is_dropped_by_keepalive() {
         .ping_interval(Some(Duration::from_millis(200)))
         .ping_timeout(Some(Duration::from_millis(200)))
         .close_timeout(Some(Duration::from_millis(200)));
-    let (server, addr) = server_with(builder, move |ws: WebSocket<TcpStream>| {
+    let (server, addr) = server_with(builder, move |ws: WebSocket| {
         let tx = tx.lock().unwrap().clone();
         async move {
             let (mut read, mut write) = ws.split();
@@ -693,7 +693,7 @@ async fn unread_messages_are_bounded_by_max_queue_times_max_size() {
         .max_queue(Some(QUEUE))
         .max_size(Some(SIZE))
         .serve_listener(
-            |_ws: WebSocket<TcpStream>| async move {
+            |_ws: WebSocket| async move {
                 // Holds the connection and never reads.
                 tokio::time::sleep(Duration::from_secs(30)).await;
             },

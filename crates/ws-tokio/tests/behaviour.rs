@@ -14,7 +14,7 @@ async fn echo_server(builder: ServerBuilder) -> (Server, SocketAddr) {
     let addr = listener.local_addr().unwrap();
     let server = builder
         .serve_listener(
-            |mut ws: WebSocket<TcpStream>| async move {
+            |mut ws: WebSocket| async move {
                 while let Ok(message) = ws.recv().await {
                     if ws.send(message).await.is_err() {
                         break;
@@ -176,7 +176,7 @@ async fn keepalive_server() -> (Server, SocketAddr, tokio::sync::oneshot::Receiv
         .ping_interval(Some(Duration::from_millis(100)))
         .ping_timeout(Some(Duration::from_millis(100)))
         .serve_listener(
-            move |mut ws: WebSocket<TcpStream>| {
+            move |mut ws: WebSocket| {
                 let tx = tx.lock().unwrap().take();
                 async move {
                     let started = Instant::now();
@@ -219,7 +219,7 @@ async fn reader_that_never_reads_keeps_server_memory_bounded() {
     let server = ServerBuilder::new()
         .compression(None)
         .serve_listener(
-            move |mut ws: WebSocket<TcpStream>| {
+            move |mut ws: WebSocket| {
                 let tx = tx.lock().unwrap().take();
                 async move {
                     let chunk = Bytes::from(vec![0u8; 64 * 1024]);
@@ -284,7 +284,7 @@ async fn connection_lost_without_close_frame_is_1006() {
     let tx = std::sync::Mutex::new(Some(tx));
     let server = ServerBuilder::new()
         .serve_listener(
-            move |mut ws: WebSocket<TcpStream>| {
+            move |mut ws: WebSocket| {
                 let tx = tx.lock().unwrap().take();
                 async move {
                     let error = ws.recv().await.unwrap_err();
@@ -338,7 +338,7 @@ async fn graceful_shutdown_closes_with_1001() {
 async fn handler_return_closes_with_1000() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new().serve_listener(|_ws: WebSocket<TcpStream>| async {}, listener).unwrap();
+    let server = ServerBuilder::new().serve_listener(|_ws: WebSocket| async {}, listener).unwrap();
     let mut ws = ws_tokio::connect(&uri(addr)).await.unwrap();
     match ws.recv().await {
         Err(Error::Closed(closed)) => assert_eq!(closed.code, CloseCode::NORMAL),
@@ -411,7 +411,7 @@ async fn connection_info_keeps_the_handshake() {
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let _server = ServerBuilder::new()
         .serve_listener(
-            move |mut ws: WebSocket<TcpStream>| {
+            move |mut ws: WebSocket| {
                 let seen_tx = seen_tx.clone();
                 async move {
                     let info = ws.info();
@@ -504,7 +504,7 @@ async fn the_error_that_ended_a_connection_is_the_same_for_every_caller() {
     let tx = std::sync::Arc::new(std::sync::Mutex::new(Some(tx)));
     let server = ServerBuilder::new()
         .serve_listener(
-            move |ws: WebSocket<TcpStream>| {
+            move |ws: WebSocket| {
                 let tx = tx.clone();
                 async move {
                     let (mut reader, mut writer) = ws.split();
@@ -571,7 +571,7 @@ async fn negotiated_extension_parameters_are_in_info() {
     let addr = listener.local_addr().unwrap();
     let server = ServerBuilder::new()
         .serve_listener(
-            move |mut ws: WebSocket<TcpStream>| {
+            move |mut ws: WebSocket| {
                 let _ = tx.send(ws.info().extension_params());
                 async move {
                     let _ = ws.recv().await;
@@ -614,7 +614,7 @@ async fn invalid_extension_settings_are_errors() {
             mem_level: 0,
             ..Default::default()
         }));
-    let err = server.serve(|_ws: WebSocket<TcpStream>| async {}, "127.0.0.1:0").await.unwrap_err();
+    let err = server.serve(|_ws: WebSocket| async {}, "127.0.0.1:0").await.unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("mem_level must be between 1 and 9, got 0"), "{err}");
 }
@@ -637,7 +637,7 @@ async fn async_process_response_edits_or_replaces_the_101() {
             Ok(response)
         })
         .serve_listener(
-            |mut ws: WebSocket<TcpStream>| async move {
+            |mut ws: WebSocket| async move {
                 while let Ok(message) = ws.recv().await {
                     let _ = ws.send(message).await;
                 }
@@ -684,7 +684,7 @@ async fn async_process_request_reaches_shared_state() {
             }
         })
         .serve_listener(
-            |mut ws: WebSocket<TcpStream>| async move {
+            |mut ws: WebSocket| async move {
                 while let Ok(message) = ws.recv().await {
                     let _ = ws.send(message).await;
                 }
@@ -704,4 +704,35 @@ async fn async_process_request_reaches_shared_state() {
     assert_eq!(ws.recv().await.unwrap(), Message::text("in"));
     assert_eq!(asked.load(Ordering::SeqCst), 2);
     server.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Unix sockets go through the same accept path as TCP: the handshake, the connection count
+/// and graceful shutdown (1001) all work there too.
+#[cfg(unix)]
+#[tokio::test]
+async fn unix_sockets_serve_and_connect_like_tcp() {
+    let dir = std::env::temp_dir().join(format!("ws-unix-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("echo.sock");
+    let _ = std::fs::remove_file(&path);
+    let server = ServerBuilder::new()
+        .serve_unix(
+            |mut ws: WebSocket| async move {
+                assert!(matches!(ws.info().request().map(|r| r.uri().path()), Some("/chat")));
+                while let Ok(message) = ws.recv().await {
+                    let _ = ws.send(message).await;
+                }
+            },
+            &path,
+        )
+        .unwrap();
+    let mut ws = ws_tokio::ClientBuilder::new().connect_unix(&path, "ws://localhost/chat").await.unwrap();
+    assert!(ws.info().remote_addr().is_none());
+    ws.send("over a unix socket").await.unwrap();
+    assert_eq!(ws.recv().await.unwrap(), Message::text("over a unix socket"));
+    assert_eq!(server.connections(), 1);
+    server.shutdown(Duration::from_secs(1)).await;
+    let err = ws.recv().await.unwrap_err();
+    assert!(matches!(&err, Error::Closed(c) if c.code == CloseCode::GOING_AWAY), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

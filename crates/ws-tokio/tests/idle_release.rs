@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use ws_extensions::{
     ClientExtensionFactory, Extension, ExtensionError, ExtensionParam, Frame, NegotiationError, Rsv,
     ServerExtensionFactory,
@@ -85,7 +85,7 @@ async fn quiet_connections_release_memory_and_busy_ones_do_not() {
         .extension(Arc::new(Factory(server_releases.clone())))
         .idle_release(Some(idle))
         .serve_listener(
-            |mut ws: WebSocket<TcpStream>| async move {
+            |mut ws: WebSocket| async move {
                 while let Ok(message) = ws.recv().await {
                     if ws.send(message).await.is_err() {
                         break;

@@ -41,7 +41,7 @@ const TICK: Duration = Duration::from_millis(20);
 /// A server whose handler is `handler`, on an ephemeral loopback port.
 async fn server_with<H, F>(builder: ServerBuilder, handler: H) -> (Server, SocketAddr)
 where
-    H: Fn(WebSocket<TcpStream>) -> F + Send + Sync + 'static,
+    H: Fn(WebSocket) -> F + Send + Sync + 'static,
     F: Future + Send + 'static,
     F::Output: HandlerResult,
 {
@@ -56,7 +56,7 @@ fn keepalive_builder() -> ServerBuilder {
 }
 
 /// The echo handler: `while let Ok(m) = ws.recv().await { if ws.send(m).await.is_err() { break } }`.
-async fn echo(mut ws: WebSocket<TcpStream>) {
+async fn echo(mut ws: WebSocket) {
     while let Ok(message) = ws.recv().await {
         if ws.send(message).await.is_err() {
             break;
@@ -73,8 +73,8 @@ type BoxedHandler = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A handler that never reads: it sends "tick N" every 20 ms until `send` fails, and reports.
 fn push_only(
     report: mpsc::UnboundedSender<PushReport>,
-) -> impl Fn(WebSocket<TcpStream>) -> BoxedHandler + Send + Sync + 'static {
-    move |mut ws: WebSocket<TcpStream>| {
+) -> impl Fn(WebSocket) -> BoxedHandler + Send + Sync + 'static {
+    move |mut ws: WebSocket| {
         let report = report.clone();
         Box::pin(async move {
             let started = Instant::now();
@@ -417,19 +417,19 @@ async fn ping_resolves_without_recv_and_updates_latency() {
 // ---- 6. the handler's outcome picks the close code ----
 
 /// Waits for one message, then fails with an error whose text must not reach the peer.
-async fn fails(mut ws: WebSocket<TcpStream>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn fails(mut ws: WebSocket) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     ws.recv().await?;
     Err("boom: the database password is hunter2".into())
 }
 
 /// Waits for one message, then panics.
-async fn panics(mut ws: WebSocket<TcpStream>) {
+async fn panics(mut ws: WebSocket) {
     let _ = ws.recv().await;
     panic!("handler panic (expected by the test handler_outcomes_pick_the_close_code)");
 }
 
 /// Waits for one message, then returns.
-async fn returns(mut ws: WebSocket<TcpStream>) {
+async fn returns(mut ws: WebSocket) {
     let _ = ws.recv().await;
 }
 
@@ -556,7 +556,7 @@ fn never_reads(
     let (tx, rx) = mpsc::unbounded_channel();
     let server = builder
         .serve_listener(
-            move |mut ws: WebSocket<TcpStream>| {
+            move |mut ws: WebSocket| {
                 let tx = tx.clone();
                 async move {
                     let started = Instant::now();
@@ -637,8 +637,8 @@ async fn full_queue_stops_reading_until_keepalive_closes() {
 /// sends on the write half every 20 ms until that fails.
 fn write_half_only(
     report: mpsc::UnboundedSender<PushReport>,
-) -> impl Fn(WebSocket<TcpStream>) -> BoxedHandler + Send + Sync + 'static {
-    move |ws: WebSocket<TcpStream>| {
+) -> impl Fn(WebSocket) -> BoxedHandler + Send + Sync + 'static {
+    move |ws: WebSocket| {
         let report = report.clone();
         Box::pin(async move {
             let (read, mut write) = ws.split();
