@@ -68,8 +68,7 @@ where
 /// Echoes every message until the connection ends; reports how it ended.
 fn echo_reporting(
     report: mpsc::UnboundedSender<(Error, Option<CloseCode>)>,
-) -> impl Fn(WebSocket) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static
-{
+) -> impl Fn(WebSocket) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync + 'static {
     move |mut ws: WebSocket| {
         let report = report.clone();
         Box::pin(async move {
