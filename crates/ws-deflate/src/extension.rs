@@ -337,6 +337,22 @@ impl Extension for PerMessageDeflate {
         Rsv::RSV1
     }
 
+    /// Without context takeover on our side each message is compressed on its own, so a
+    /// message compressed by one connection can go to every connection with the same window,
+    /// level, memLevel and threshold.
+    fn shared_encoding(&self) -> Option<Vec<u8>> {
+        if !self.local_no_context_takeover() {
+            return None;
+        }
+        let PerMessageDeflateConfig {
+            local_max_window_bits, level, mem_level, compression_threshold, ..
+        } = self.config;
+        let threshold = compression_threshold.unwrap_or(crate::NO_CONTEXT_TAKEOVER_THRESHOLD) as u64;
+        let mut key = vec![local_max_window_bits, level, mem_level];
+        key.extend_from_slice(&threshold.to_be_bytes());
+        Some(key)
+    }
+
     fn encode(&mut self, frame: &mut Frame) -> Result<(), ExtensionError> {
         if frame.opcode.is_control() {
             return Ok(());

@@ -8,6 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::header::{FrameHeader, HeaderParse};
 use crate::lifecycle::{Cause, CloseTimer, Closure, Due, Phase, Timers};
 use crate::mask::{MaskKeys, apply_mask, apply_mask_from};
+use crate::prepared::PreparedMessage;
 use crate::transmit::Transmit;
 use crate::utf8::Utf8Validator;
 use crate::{
@@ -186,6 +187,9 @@ pub struct Connection {
     extensions: Vec<Box<dyn Extension>>,
     /// The RSV bits the negotiated extensions own.
     extension_rsv: Rsv,
+    /// The extension chain's shared encoding (see `Extension::shared_encoding`): `None` when
+    /// one of them encodes per connection.
+    shared_encoding: Option<Box<[u8]>>,
     masks: Option<MaskKeys>,
     // Receiving.
     incoming: Option<Incoming>,
@@ -216,6 +220,7 @@ impl Connection {
             eof: false,
             extensions: Vec::new(),
             extension_rsv: Rsv::NONE,
+            shared_encoding: Some(Box::default()),
             masks,
             incoming: None,
             fragments: BytesMut::new(),
@@ -233,6 +238,17 @@ impl Connection {
     /// negotiation, in `ws-extensions`).
     pub fn with_extensions(mut self, extensions: Vec<Box<dyn Extension>>) -> Self {
         self.extension_rsv = extensions.iter().fold(Rsv::NONE, |bits, e| bits.union(e.rsv()));
+        self.shared_encoding = extensions
+            .iter()
+            .try_fold(Vec::new(), |mut key, e| {
+                // Each extension's key, after its name and length, so no two chains collide.
+                let own = e.shared_encoding()?;
+                key.extend_from_slice(e.name().as_bytes());
+                key.extend_from_slice(&(own.len() as u64).to_be_bytes());
+                key.extend_from_slice(&own);
+                Some(key)
+            })
+            .map(Vec::into_boxed_slice);
         self.extensions = extensions;
         self
     }
@@ -786,6 +802,26 @@ impl Connection {
         self.write_frame(frame)
     }
 
+    /// Queues a message prepared for many connections (a broadcast): encoded once per distinct
+    /// wire form, shared by every connection that can send that form (see [`PreparedMessage`]).
+    /// Refused like [`send_frame`](Self::send_frame) once closing, and inside a fragmented
+    /// message.
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
+        if !matches!(self.phase, Phase::Open) {
+            return Err(SendError::Closed);
+        }
+        if self.sending_fragmented {
+            return Err(SendError::Fragmentation);
+        }
+        let frame = match &self.shared_encoding {
+            _ if self.extensions.is_empty() => message.plain().clone(),
+            Some(key) => message.form(key, &mut self.extensions).map_err(SendError::Extension)?,
+            None => return self.write_frame(message.plain().clone()),
+        };
+        self.push_encoded(frame);
+        Ok(())
+    }
+
     /// Queues a ping.
     pub fn send_ping(&mut self, payload: impl Into<Bytes>) -> Result<(), SendError> {
         self.send_control(OpCode::Ping, payload.into())
@@ -839,6 +875,13 @@ impl Connection {
         for extension in &mut self.extensions {
             extension.encode(&mut frame).map_err(SendError::Extension)?;
         }
+        self.push_encoded(frame);
+        Ok(())
+    }
+
+    /// Queues a frame the extensions have encoded.
+    #[inline]
+    fn push_encoded(&mut self, frame: Frame) {
         let header = FrameHeader {
             fin: frame.fin,
             rsv: frame.rsv,
@@ -847,7 +890,6 @@ impl Connection {
             payload_len: frame.payload.len() as u64,
         };
         self.out.push_frame(&header, frame.payload);
-        Ok(())
     }
 
     /// The bytes to write, as a [`Buf`] (use `chunks_vectored` for `writev`). Advance it by what

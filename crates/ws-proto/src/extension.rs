@@ -30,6 +30,18 @@ pub trait Extension: Send + 'static {
     /// [`ExtensionError::TooBig`] before allocating the excess.
     fn decode(&mut self, frame: &mut Frame, max_size: Option<usize>) -> Result<(), ExtensionError>;
 
+    /// A key for how this extension encodes messages, when `encode` depends on nothing but the
+    /// frame and this key: no state carried from one message to the next, nothing particular
+    /// to this connection. Connections whose extensions declare equal keys can then send a
+    /// message that one of them encoded, so a broadcast encodes each message once per key (see
+    /// [`PreparedMessage`](crate::PreparedMessage)). The key must capture every negotiated
+    /// parameter that shapes the output (for compression without context takeover: at least
+    /// the window size). The default, `None`, always encodes per connection, which is always
+    /// correct; return `Some` only when this contract holds.
+    fn shared_encoding(&self) -> Option<Vec<u8>> {
+        None
+    }
+
     /// The connection has been quiet for a while: free what the next message can rebuild, such
     /// as compression streams, keeping only what is needed to carry on where it left off (a
     /// compressor's history, for instance). Called between calls to `encode` and `decode`,

@@ -21,6 +21,7 @@ mod lifecycle;
 mod mask;
 mod message;
 mod opcode;
+mod prepared;
 mod transmit;
 mod utf8;
 
@@ -35,5 +36,6 @@ pub use lifecycle::{Cause, Closure};
 pub use mask::apply_mask;
 pub use message::{Message, Utf8Bytes};
 pub use opcode::OpCode;
+pub use prepared::PreparedMessage;
 pub use transmit::Transmit;
 pub use utf8::{InvalidUtf8, Utf8Validator};
