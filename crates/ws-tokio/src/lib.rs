@@ -47,6 +47,7 @@
 //! | `Driver` | the future that runs a connection, whether or not the application reads | [`Driver`] |
 #![forbid(unsafe_code)]
 
+mod broadcast;
 mod client;
 mod config;
 mod driver;
@@ -59,6 +60,7 @@ mod socket;
 mod split;
 mod transport;
 
+pub use broadcast::{BroadcastConfig, Broadcaster, Delivery, Joinable, Member, Room, WhenFull};
 pub use client::{ClientBuilder, connect};
 pub use config::{Compression, Config, WriteLimit};
 pub use driver::Driver;
@@ -79,6 +81,6 @@ pub use ws_extensions::{
 };
 pub use ws_handshake::{ClientError, ProcessRequest, ProcessResponse, Rejection, SelectSubprotocol};
 pub use ws_proto::{
-    Bytes, BytesMut, Cause, CloseCode, Closure, Extension, Message, ProtocolError, Role, SendError, State,
-    Utf8Bytes,
+    Bytes, BytesMut, Cause, CloseCode, Closure, Extension, Message, PreparedMessage, ProtocolError, Role,
+    SendError, State, Utf8Bytes,
 };

@@ -18,12 +18,20 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
-use ws_proto::{Cause, CloseCode, Connection, Event, Frame, Message, SendError, State};
+use ws_proto::{Cause, CloseCode, Connection, Event, Frame, Message, PreparedMessage, SendError, State};
 
 use crate::config::{Config, WriteLimit};
 use crate::error::{ConnectionClosed, Error, Result, Timeout};
 use crate::reading::ReadBuffer;
 use crate::server::Shutdown;
+
+/// What became of a broadcast message offered to one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offered {
+    Delivered,
+    Dropped,
+    Closed,
+}
 
 /// At most this many segments go to one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -745,6 +753,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             Err(SendError::Closed) => Err(self.closed_error()),
             Err(e) => Err(Error::Send(e)),
         }
+    }
+
+    /// Queues a broadcast message unless more than `limit` bytes (default: the write limit's high
+    /// mark) wait to be written already, and writes it at once: the broadcaster never waits for
+    /// a connection. A full connection is skipped, or closed with `close`.
+    pub(crate) fn offer(
+        &mut self,
+        message: &PreparedMessage,
+        limit: Option<usize>,
+        close: Option<CloseCode>,
+    ) -> Offered {
+        if self.done || self.proto.state() != State::Open {
+            return Offered::Closed;
+        }
+        if self.buffered() > limit.unwrap_or(self.write_limit.high) {
+            let Some(code) = close else { return Offered::Dropped };
+            tracing::debug!(%code, "broadcast: closing a connection that does not keep up");
+            let _ = self.start_close(code, "");
+            self.write_inline();
+            self.wakers.driver.wake_by_ref();
+            return Offered::Closed;
+        }
+        if self.proto.send_prepared(message).is_err() {
+            return Offered::Closed;
+        }
+        if let Some(idle) = &mut self.idle {
+            idle.traffic = true;
+        }
+        self.write_inline();
+        Offered::Delivered
     }
 
     /// Writes everything queued; ready once it is written.

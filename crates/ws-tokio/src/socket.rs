@@ -162,6 +162,10 @@ impl<S> WebSocket<S> {
         Self { handle, info: Arc::new(info), stream_done: false }
     }
 
+    pub(crate) fn handle(&self) -> &Handle<S> {
+        &self.handle
+    }
+
     /// What the handshake established: id, addresses, request, response, subprotocol, extensions.
     pub fn info(&self) -> &ConnectionInfo {
         &self.info

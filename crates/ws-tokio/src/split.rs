@@ -49,6 +49,10 @@ impl<S> ReadHalf<S> {
         Self { handle, info, done: false }
     }
 
+    pub(crate) fn handle(&self) -> &Handle<S> {
+        &self.handle
+    }
+
     /// What the handshake established.
     pub fn info(&self) -> &ConnectionInfo {
         &self.info
@@ -65,6 +69,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ReadHalf<S> {
 impl<S> WriteHalf<S> {
     pub(crate) fn new(handle: Handle<S>, info: Arc<ConnectionInfo>) -> Self {
         Self { handle, info }
+    }
+
+    pub(crate) fn handle(&self) -> &Handle<S> {
+        &self.handle
     }
 
     /// What the handshake established.

@@ -1,0 +1,390 @@
+//! Broadcast: one message to many connections, encoded once, never waiting for a slow one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
+use ws_proto::{CloseCode, Message, PreparedMessage};
+
+use crate::driver::lock;
+use crate::pump::{Offered, Pump};
+use crate::socket::WebSocket;
+use crate::split::{ReadHalf, WriteHalf};
+use crate::transport::Transport;
+
+/// What a broadcast does with a connection that has more than
+/// [`max_buffered`](BroadcastConfig::max_buffered) bytes waiting to be written already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WhenFull {
+    /// Skip it and count the message as dropped (the default, as Python `websockets`'
+    /// `broadcast()` does): the connection misses this message and carries on.
+    #[default]
+    Skip,
+    /// Close it with this code (1008 policy violation, or 1013 try again later): a client that
+    /// cannot keep up is told so rather than left with gaps.
+    Close(CloseCode),
+}
+
+/// Broadcast settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BroadcastConfig {
+    /// A connection with more than this many bytes waiting to be written is full (`None`, the
+    /// default: its own write limit's high mark, 32 KiB unless set). What waits per connection
+    /// is then bounded in bytes, at most this plus one message, whatever the message size.
+    pub max_buffered: Option<usize>,
+    /// What to do with a full connection.
+    pub when_full: WhenFull,
+}
+
+impl BroadcastConfig {
+    /// Sets `max_buffered`.
+    pub fn with_max_buffered(mut self, max: Option<usize>) -> Self {
+        self.max_buffered = max;
+        self
+    }
+
+    /// Sets `when_full`.
+    pub fn with_when_full(mut self, when_full: WhenFull) -> Self {
+        self.when_full = when_full;
+        self
+    }
+}
+
+/// What became of one broadcast (or, from [`Broadcaster::totals`], of all of them so far).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Delivery {
+    /// Connections the message was queued on (and written to, as far as the socket took it).
+    pub delivered: usize,
+    /// Full connections that were skipped ([`WhenFull::Skip`]).
+    pub dropped: usize,
+    /// Connections that were closing or closed already, or were closed because they were full
+    /// ([`WhenFull::Close`]).
+    pub closed: usize,
+}
+
+impl std::ops::AddAssign for Delivery {
+    fn add_assign(&mut self, other: Self) {
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.closed += other.closed;
+    }
+}
+
+/// A set of connections that receive broadcasts, with named rooms: the server's connections
+/// as the application sees them (Python `websockets`' `server.connections` and `broadcast()`).
+///
+/// A handler [`join`](Self::join)s its connection and keeps the [`Member`] it gets; the
+/// connection leaves when the member is dropped (or the connection is gone). A broadcast
+/// encodes the message once per distinct wire form (see [`PreparedMessage`]: once plain, once
+/// compressed for all connections that compress without context takeover with the same
+/// settings), queues it on each connection without waiting, and writes it out at once; a
+/// connection whose output is full is skipped or closed, as [`BroadcastConfig`] says. Cheap to
+/// clone: clones share the connections.
+///
+/// ```no_run
+/// use ws_tokio::{Broadcaster, Message};
+///
+/// # async fn demo() -> std::io::Result<()> {
+/// let hub = Broadcaster::default();
+/// let server = ws_tokio::serve(
+///     move |mut ws| {
+///         let hub = hub.clone();
+///         async move {
+///             let member = hub.join(&ws);
+///             member.join_room("lobby");
+///             while let Ok(message) = ws.recv().await {
+///                 hub.room("lobby").broadcast_except(message, &member);
+///             }
+///         }
+///     },
+///     "127.0.0.1:8765",
+/// )
+/// .await?;
+/// # Ok(()) }
+/// ```
+pub struct Broadcaster<S = Transport> {
+    inner: Arc<Inner<S>>,
+}
+
+struct Inner<S> {
+    config: BroadcastConfig,
+    registry: Mutex<Registry<S>>,
+}
+
+struct Registry<S> {
+    /// Members by slot; a free slot is `None` and listed in `free`.
+    slots: Vec<Option<Slot<S>>>,
+    free: Vec<usize>,
+    rooms: HashMap<String, HashSet<usize>>,
+    totals: Delivery,
+}
+
+struct Slot<S> {
+    connection: Weak<Mutex<Pump<S>>>,
+    rooms: Vec<String>,
+}
+
+impl<S> Clone for Broadcaster<S> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<S> Default for Broadcaster<S> {
+    fn default() -> Self {
+        Self::new(BroadcastConfig::default())
+    }
+}
+
+impl<S> std::fmt::Debug for Broadcaster<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broadcaster")
+            .field("config", &self.inner.config)
+            .field("members", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Broadcaster<S> {
+    /// An empty broadcaster with these settings.
+    pub fn new(config: BroadcastConfig) -> Self {
+        let registry = Registry {
+            slots: Vec::new(),
+            free: Vec::new(),
+            rooms: HashMap::new(),
+            totals: Delivery::default(),
+        };
+        Self { inner: Arc::new(Inner { config, registry: Mutex::new(registry) }) }
+    }
+
+    /// Adds a connection (a [`WebSocket`] or either half of one). It stays a member until the
+    /// returned [`Member`] is dropped.
+    pub fn join(&self, connection: &impl Joinable<S>) -> Member<S> {
+        let mut registry = self.inner.registry.lock();
+        let slot = Slot { connection: connection.connection().0, rooms: Vec::new() };
+        let index = match registry.free.pop() {
+            Some(index) => {
+                registry.slots[index] = Some(slot);
+                index
+            }
+            None => {
+                registry.slots.push(Some(slot));
+                registry.slots.len() - 1
+            }
+        };
+        Member { hub: self.clone(), index }
+    }
+
+    /// How many connections are members.
+    pub fn len(&self) -> usize {
+        let registry = self.inner.registry.lock();
+        registry.slots.len() - registry.free.len()
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rooms that have members.
+    pub fn rooms(&self) -> Vec<String> {
+        self.inner.registry.lock().rooms.keys().cloned().collect()
+    }
+
+    /// A room by name (empty if nobody joined it).
+    pub fn room<'a>(&'a self, name: &'a str) -> Room<'a, S> {
+        Room { hub: self, name }
+    }
+
+    /// What every broadcast so far did, added up (for metrics).
+    pub fn totals(&self) -> Delivery {
+        self.inner.registry.lock().totals
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Broadcaster<S> {
+    /// Sends `message` to every member; see [`Broadcaster`].
+    pub fn broadcast(&self, message: impl Into<Message>) -> Delivery {
+        self.broadcast_prepared(&PreparedMessage::new(message))
+    }
+
+    /// Sends a message prepared once (to send it in several broadcasts) to every member.
+    pub fn broadcast_prepared(&self, message: &PreparedMessage) -> Delivery {
+        let mut registry = self.inner.registry.lock();
+        let config = self.inner.config;
+        let mut delivery = Delivery::default();
+        for slot in registry.slots.iter().flatten() {
+            offer(&slot.connection, message, config, &mut delivery);
+        }
+        registry.totals += delivery;
+        delivery
+    }
+}
+
+/// Sends to one room of a [`Broadcaster`].
+#[derive(Debug)]
+pub struct Room<'a, S = Transport> {
+    hub: &'a Broadcaster<S>,
+    name: &'a str,
+}
+
+impl<S> Room<'_, S> {
+    /// How many connections are in the room.
+    pub fn len(&self) -> usize {
+        self.hub.inner.registry.lock().rooms.get(self.name).map_or(0, HashSet::len)
+    }
+
+    /// Whether the room is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Room<'_, S> {
+    /// Sends `message` to everyone in the room.
+    pub fn broadcast(&self, message: impl Into<Message>) -> Delivery {
+        self.send(&PreparedMessage::new(message), None)
+    }
+
+    /// Sends `message` to everyone in the room but `sender`.
+    pub fn broadcast_except(&self, message: impl Into<Message>, sender: &Member<S>) -> Delivery {
+        self.send(&PreparedMessage::new(message), Some(sender.index))
+    }
+
+    /// Sends a message prepared once to everyone in the room but `except`, if given.
+    pub fn broadcast_prepared(&self, message: &PreparedMessage, except: Option<&Member<S>>) -> Delivery {
+        self.send(message, except.map(|m| m.index))
+    }
+
+    fn send(&self, message: &PreparedMessage, except: Option<usize>) -> Delivery {
+        let mut registry = self.hub.inner.registry.lock();
+        let config = self.hub.inner.config;
+        let mut delivery = Delivery::default();
+        let Registry { slots, rooms, .. } = &mut *registry;
+        for &index in rooms.get(self.name).into_iter().flatten() {
+            if Some(index) == except {
+                continue;
+            }
+            if let Some(slot) = &slots[index] {
+                offer(&slot.connection, message, config, &mut delivery);
+            }
+        }
+        registry.totals += delivery;
+        delivery
+    }
+}
+
+fn offer<S: AsyncRead + AsyncWrite + Unpin>(
+    connection: &Weak<Mutex<Pump<S>>>,
+    message: &PreparedMessage,
+    config: BroadcastConfig,
+    delivery: &mut Delivery,
+) {
+    let Some(connection) = connection.upgrade() else {
+        delivery.closed += 1;
+        return;
+    };
+    let close = match config.when_full {
+        WhenFull::Skip => None,
+        WhenFull::Close(code) => Some(code),
+    };
+    match lock(&connection).offer(message, config.max_buffered, close) {
+        Offered::Delivered => delivery.delivered += 1,
+        Offered::Dropped => delivery.dropped += 1,
+        Offered::Closed => delivery.closed += 1,
+    }
+}
+
+/// A connection's membership of a [`Broadcaster`]: it joins and leaves rooms, and leaves the
+/// broadcaster (and all its rooms) when dropped.
+pub struct Member<S = Transport> {
+    hub: Broadcaster<S>,
+    index: usize,
+}
+
+impl<S> std::fmt::Debug for Member<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+impl<S> Member<S> {
+    /// Joins a room (joining twice is once).
+    pub fn join_room(&self, name: &str) {
+        let mut registry = self.hub.inner.registry.lock();
+        let Registry { slots, rooms, .. } = &mut *registry;
+        if rooms.entry(name.to_owned()).or_default().insert(self.index) {
+            if let Some(slot) = &mut slots[self.index] {
+                slot.rooms.push(name.to_owned());
+            }
+        }
+    }
+
+    /// Leaves a room.
+    pub fn leave_room(&self, name: &str) {
+        let mut registry = self.hub.inner.registry.lock();
+        let Registry { slots, rooms, .. } = &mut *registry;
+        leave(rooms, name, self.index);
+        if let Some(slot) = &mut slots[self.index] {
+            slot.rooms.retain(|room| room != name);
+        }
+    }
+
+    /// The rooms this connection is in.
+    pub fn rooms(&self) -> Vec<String> {
+        let registry = self.hub.inner.registry.lock();
+        registry.slots[self.index].as_ref().map_or_else(Vec::new, |slot| slot.rooms.clone())
+    }
+}
+
+fn leave(rooms: &mut HashMap<String, HashSet<usize>>, name: &str, index: usize) {
+    if let Some(members) = rooms.get_mut(name) {
+        members.remove(&index);
+        if members.is_empty() {
+            rooms.remove(name);
+        }
+    }
+}
+
+impl<S> Drop for Member<S> {
+    fn drop(&mut self) {
+        let mut registry = self.hub.inner.registry.lock();
+        let Registry { slots, free, rooms, .. } = &mut *registry;
+        if let Some(slot) = slots[self.index].take() {
+            for room in &slot.rooms {
+                leave(rooms, room, self.index);
+            }
+            free.push(self.index);
+        }
+    }
+}
+
+/// What can join a [`Broadcaster`]: a [`WebSocket`], or either half of one.
+pub trait Joinable<S>: sealed::Sealed<S> {}
+
+mod sealed {
+    use super::{Mutex, Pump, Weak};
+
+    /// The connection behind a handle, as a broadcaster holds it (weakly: a member that is gone
+    /// is skipped).
+    pub struct Connection<S>(pub(super) Weak<Mutex<Pump<S>>>);
+
+    pub trait Sealed<S> {
+        fn connection(&self) -> Connection<S>;
+    }
+}
+
+macro_rules! joinable {
+    ($($handle:ident),*) => {$(
+        impl<S> sealed::Sealed<S> for $handle<S> {
+            fn connection(&self) -> sealed::Connection<S> {
+                sealed::Connection(Arc::downgrade(&self.handle().shared))
+            }
+        }
+        impl<S> Joinable<S> for $handle<S> {}
+    )*};
+}
+joinable!(WebSocket, WriteHalf, ReadHalf);
