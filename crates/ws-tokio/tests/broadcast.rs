@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use ws_tokio::{
-    BroadcastConfig, Broadcaster, ClientBuilder, CloseCode, Compression, Error, Memory, Message, PreparedMessage,
-    ServerBuilder, WebSocket, WhenFull,
+    BroadcastConfig, Broadcaster, ClientBuilder, CloseCode, Compression, Error, Memory, Message,
+    PreparedMessage, ServerBuilder, WebSocket, WhenFull,
 };
 
 /// A server whose handlers join `hub` and the room named by the request path, and pass what
@@ -84,7 +84,8 @@ async fn compressed_once_for_connections_without_context_takeover() {
         [(Compression::Deflate(Memory::Shared), 1), (Compression::Deflate(Memory::Dedicated), 0)]
     {
         let hub = Broadcaster::default();
-        let (server, base) = hub_server(ServerBuilder::new().compression(Some(compression)), hub.clone()).await;
+        let (server, base) =
+            hub_server(ServerBuilder::new().compression(Some(compression)), hub.clone()).await;
         let mut clients = Vec::new();
         for _ in 0..4 {
             clients.push(ClientBuilder::new().connect(&format!("{base}/r")).await.unwrap());
@@ -134,10 +135,7 @@ async fn slow_clients_are_skipped_or_closed() {
                         Err(e) => break e,
                     }
                 };
-                assert!(
-                    matches!(&err, Error::Closed(c) if c.code == CloseCode::TRY_AGAIN_LATER),
-                    "{err:?}"
-                );
+                assert!(matches!(&err, Error::Closed(c) if c.code == CloseCode::TRY_AGAIN_LATER), "{err:?}");
             }
         }
         server.shutdown(Duration::from_secs(1)).await;
