@@ -262,16 +262,7 @@ pub fn run(args: &[String]) -> Result {
         }
     }
 
-    let home = match std::env::var_os("WS_INTEROP_HOME") {
-        Some(h) => PathBuf::from(h),
-        None => util::home()?.join(".cache").join("ws-interop"),
-    };
-    let t = Instant::now();
-    util::step_status(
-        Command::new("bash").arg(Env::peer_dir().join("setup.sh")).env("WS_INTEROP_HOME", &home),
-        "interop setup",
-    )?;
-    say(format!("interop: peers ready in {} ({})", home.display(), fmt_dur(t.elapsed())));
+    let home = setup_peers()?;
 
     let meta = Metadata::load()?;
     let mut env = Env {
@@ -443,6 +434,23 @@ pub fn run(args: &[String]) -> Result {
         return Err("interop: no run selected".into());
     }
     if failed.is_empty() { Ok(()) } else { Err(format!("interop: {} run(s) failed", failed.len())) }
+}
+
+/// Installs the peers (tests-interop/setup.sh; quick once they are there) and returns their
+/// home. `cargo xtask ci` runs it before `cargo test --workspace` too: ws-axum's test runs the
+/// Python client from this venv.
+pub fn setup_peers() -> Result<PathBuf> {
+    let home = match std::env::var_os("WS_INTEROP_HOME") {
+        Some(h) => PathBuf::from(h),
+        None => util::home()?.join(".cache").join("ws-interop"),
+    };
+    let t = Instant::now();
+    util::step_status(
+        Command::new("bash").arg(Env::peer_dir().join("setup.sh")).env("WS_INTEROP_HOME", &home),
+        "interop setup",
+    )?;
+    say(format!("interop: peers ready in {} ({})", home.display(), fmt_dur(t.elapsed())));
+    Ok(home)
 }
 
 enum BrowserSetup {

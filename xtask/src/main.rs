@@ -15,7 +15,7 @@ const HELP: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  ci        cargo test --workspace, then `interop`, then `autobahn` (quick profile),
+  ci        the interop peers, cargo test --workspace, then `interop`, then `autobahn` (quick profile),
             then `perf-gate` (installs valgrind with apt-get as root, else skips it)
   autobahn  Autobahn|Testsuite, both roles  (cargo xtask autobahn --help)
   interop   Python websockets / Node ws interop matrix, headless Chromium client
@@ -87,6 +87,8 @@ fn ci(args: &[String]) -> Result {
     }
     type Step = (&'static str, Box<dyn Fn() -> Result>);
     let steps: Vec<Step> = vec![
+        // First: a test of `cargo test --workspace` (ws-axum) runs Python from the interop venv.
+        ("interop peers", Box::new(|| interop::setup_peers().map(drop))),
         (
             "cargo test --workspace",
             Box::new(|| {

@@ -49,6 +49,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Driver<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+    /// Runs `handler` on `ws` and drives the connection in the same task, as [`serve`](crate::serve)
+    /// does for each connection: when the handler returns, a connection still open is closed
+    /// with 1000; with 1011 when it returns an error or panics (the panic then goes on). Resolves
+    /// once the transport is closed. For connections opened elsewhere, e.g. by
+    /// [`Upgrade::open`](crate::Upgrade::open) after a hyper upgrade.
+    pub async fn serve<H, F>(self, ws: WebSocket<S>, handler: H)
+    where
+        H: FnOnce(WebSocket<S>) -> F,
+        F: Future,
+        F::Output: crate::HandlerResult,
+    {
+        crate::server::serve_connection(ws, self, handler).await;
+    }
+}
+
 impl<S> Driver<S> {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Pump<S>> {
         lock(&self.shared)

@@ -80,7 +80,8 @@ impl ConnectionInfo {
         self.local_addr
     }
 
-    /// The peer's address, for TCP connections.
+    /// The peer's address, for TCP connections (after a hyper upgrade: when the HTTP server
+    /// passed it on, see [`Upgrade::set_addrs`](crate::Upgrade::set_addrs)).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
     }

@@ -69,7 +69,8 @@ pub use error::{ConnectionClosed, Error, Result, Timeout};
 pub use http;
 pub use info::ConnectionInfo;
 pub use server::{
-    Acceptor, HandlerResult, ProcessRequestFuture, ProcessResponseFuture, Server, ServerBuilder, serve,
+    Acceptor, HandlerResult, ProcessRequestFuture, ProcessResponseFuture, Server, ServerBuilder, Upgrade,
+    serve,
 };
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};

@@ -316,7 +316,9 @@ impl ServerBuilder {
     }
 }
 
-/// Runs server handshakes on transports accepted elsewhere (Unix sockets, TLS, a hyper upgrade).
+/// Runs server handshakes on transports accepted elsewhere (Unix sockets, TLS), and decides on
+/// requests another HTTP server parsed and upgrades itself (hyper, axum:
+/// [`accept_request`](Self::accept_request)).
 #[derive(Debug, Clone)]
 pub struct Acceptor {
     handshake: Arc<ServerConfig>,
@@ -376,16 +378,7 @@ impl Acceptor {
             match handshake.receive_at(&buf, Some(SystemTime::now())) {
                 Ok(None) => continue,
                 Ok(Some(request)) => {
-                    if let Some(AsyncProcessRequest(hook)) = &self.process_request_async {
-                        if let Some(response) = hook(copy_request(&request)).await {
-                            break Err(self.handshake.respond(response, Some(SystemTime::now())));
-                        }
-                    }
-                    let accepted = match handshake.accept(&request, Some(SystemTime::now())) {
-                        Ok(accepted) => accepted,
-                        Err(rejection) => break Err(rejection),
-                    };
-                    break self.process_response_async(request, accepted).await;
+                    break self.decide(request, |r| handshake.accept(r, Some(SystemTime::now()))).await;
                 }
                 Err(rejection) => break Err(rejection),
             }
@@ -403,24 +396,39 @@ impl Acceptor {
         accepted.write_response(&mut out);
         stream.write_all(&out).await?;
         stream.flush().await?;
-        let mut info = ConnectionInfo::new(&accepted.extensions);
-        info.local_addr = local_addr;
-        info.remote_addr = remote_addr;
-        info.set_handshake(&request, &accepted.response);
-        info.subprotocol = accepted.subprotocol;
-        let leftover = BytesMut::from(&accepted.leftover[..]);
         let shutdown = shutdown.map(Shutdown::new);
-        Ok(open(stream, Role::Server, accepted.extensions, leftover, &self.config, info, shutdown))
+        Ok(open_accepted(stream, &request, accepted, &self.config, (local_addr, remote_addr), shutdown))
     }
-}
 
-impl Acceptor {
-    /// Runs the asynchronous `process_response` hook, if any, on an accepted handshake.
-    async fn process_response_async(
+    /// Decides on a request another HTTP server parsed and will upgrade (hyper, axum): runs
+    /// the hooks (asynchronous ones first, as [`ServerBuilder`] documents), checks the request
+    /// and its `Origin`, and negotiates the subprotocol and the extensions. On success, send
+    /// [`Upgrade::response`] (a 101) and call [`Upgrade::open`] on the upgraded connection;
+    /// otherwise send the [`Rejection`]'s response. `open_timeout` is not applied here: the
+    /// other server's own timeouts govern the request.
+    pub async fn accept_request(
         &self,
         request: http::Request<()>,
-        mut accepted: ServerAccepted,
+    ) -> std::result::Result<Upgrade, Rejection> {
+        let (request, accepted) =
+            self.decide(request, |r| self.handshake.accept(r, Some(SystemTime::now()))).await?;
+        Ok(Upgrade { request, accepted, config: self.config.clone(), addrs: (None, None) })
+    }
+
+    /// The decision on a parsed request, shared by both paths: the asynchronous
+    /// `process_request` hook, then `accept` (the synchronous hooks and the checks), then the
+    /// asynchronous `process_response` hook.
+    async fn decide(
+        &self,
+        request: http::Request<()>,
+        accept: impl FnOnce(&http::Request<()>) -> std::result::Result<ServerAccepted, Rejection>,
     ) -> std::result::Result<(http::Request<()>, ServerAccepted), Rejection> {
+        if let Some(AsyncProcessRequest(hook)) = &self.process_request_async {
+            if let Some(response) = hook(copy_request(&request)).await {
+                return Err(self.handshake.respond(response, Some(SystemTime::now())));
+            }
+        }
+        let mut accepted = accept(&request)?;
         if let Some(AsyncProcessResponse(hook)) = &self.process_response_async {
             let response = std::mem::take(&mut accepted.response);
             match hook(copy_request(&request), response).await {
@@ -430,6 +438,94 @@ impl Acceptor {
         }
         Ok((request, accepted))
     }
+}
+
+/// An upgrade [`Acceptor::accept_request`] agreed to: the 101 response for the HTTP server to
+/// send, then [`open`](Self::open) on the connection it hands over.
+///
+/// ```no_run
+/// # async fn demo(
+/// #     acceptor: ws_tokio::Acceptor,
+/// #     request: ws_tokio::http::Request<()>,
+/// #     io: tokio::io::DuplexStream,
+/// # ) {
+/// match acceptor.accept_request(request).await {
+///     Ok(upgrade) => {
+///         // Send `upgrade.response()` through your HTTP server; once it hands over the
+///         // connection (`io`):
+///         let (ws, driver) = upgrade.open(io);
+///         driver.serve(ws, |mut ws| async move { while ws.recv().await.is_ok() {} }).await;
+///     }
+///     Err(rejection) => { /* send `rejection.into_response()` instead */ }
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Upgrade {
+    request: http::Request<()>,
+    accepted: ServerAccepted,
+    config: Config,
+    addrs: (Option<SocketAddr>, Option<SocketAddr>),
+}
+
+impl Upgrade {
+    /// The 101 response to send (with `Sec-WebSocket-Accept`, the subprotocol and the
+    /// extensions), as the hooks left it.
+    pub fn response(&self) -> &http::Response<()> {
+        &self.accepted.response
+    }
+
+    /// The 101 response, to edit before it is sent (what [`ConnectionInfo::response`] will
+    /// report too).
+    pub fn response_mut(&mut self) -> &mut http::Response<()> {
+        &mut self.accepted.response
+    }
+
+    /// The chosen subprotocol.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.accepted.subprotocol.as_deref()
+    }
+
+    /// The names of the negotiated extensions, in order.
+    pub fn extensions(&self) -> Vec<&str> {
+        self.accepted.extensions.iter().map(|e| e.name()).collect()
+    }
+
+    /// The request the upgrade was decided on.
+    pub fn request(&self) -> &http::Request<()> {
+        &self.request
+    }
+
+    /// Sets the addresses [`ConnectionInfo`] reports (the other server knows them; the
+    /// upgraded connection may not).
+    pub fn set_addrs(&mut self, local: Option<SocketAddr>, remote: Option<SocketAddr>) {
+        self.addrs = (local, remote);
+    }
+
+    /// Opens the connection over `io`, the connection the HTTP server handed over after
+    /// sending the 101. Its [`Driver`] must be polled: spawn it, or run it beside a handler
+    /// with [`Driver::serve`].
+    pub fn open<S: AsyncRead + AsyncWrite + Unpin>(self, io: S) -> (WebSocket<S>, Driver<S>) {
+        open_accepted(io, &self.request, self.accepted, &self.config, self.addrs, None)
+    }
+}
+
+/// Opens a server connection after its handshake, keeping what it established in its info.
+fn open_accepted<S: AsyncRead + AsyncWrite + Unpin>(
+    io: S,
+    request: &http::Request<()>,
+    accepted: ServerAccepted,
+    config: &Config,
+    (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
+    shutdown: Option<Shutdown>,
+) -> (WebSocket<S>, Driver<S>) {
+    let mut info = ConnectionInfo::new(&accepted.extensions);
+    info.local_addr = local_addr;
+    info.remote_addr = remote_addr;
+    info.set_handshake(request, &accepted.response);
+    info.subprotocol = accepted.subprotocol;
+    let leftover = BytesMut::from(&accepted.leftover[..]);
+    open(io, Role::Server, accepted.extensions, leftover, config, info, shutdown)
 }
 
 /// A running server.
@@ -492,10 +588,10 @@ impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> HandlerResult for std::r
 /// arrived and writes what is queued), then the handler, and again while the handler asks for
 /// it. When the handler ends, an open connection closes (1000, or 1011 after an error or a
 /// panic) and the driver runs until the transport is closed.
-async fn serve_connection<S, H, F>(ws: WebSocket<S>, driver: Driver<S>, handler: &H)
+pub(crate) async fn serve_connection<S, H, F>(ws: WebSocket<S>, driver: Driver<S>, handler: H)
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    H: Fn(WebSocket<S>) -> F,
+    H: FnOnce(WebSocket<S>) -> F,
     F: Future,
     F::Output: HandlerResult,
 {
