@@ -1,6 +1,10 @@
 //! Sends each line of stdin as a text message and prints the replies.
 //!
 //! `cargo run --release --example client -- ws://127.0.0.1:8765`
+//!
+//! Like Python's `connect`, it goes through the proxy the environment names
+//! (`http_proxy=http://user:pw@proxy:3128`, `all_proxy=socks5h://proxy:1080`, `no_proxy`...)
+//! and follows redirects.
 
 mod common;
 

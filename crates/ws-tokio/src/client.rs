@@ -8,18 +8,22 @@ use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use ws_extensions::ClientExtensionFactory;
-use ws_handshake::{ClientConfig, ClientHandshake};
+use ws_handshake::{ClientConfig, ClientError, ClientHandshake};
 use ws_proto::Role;
 
 use crate::config::{Compression, Config, config_setters, with_timeout};
 use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
 use crate::info::ConnectionInfo;
+use crate::proxy::{self, ProxySetting};
+use crate::redirect::{self, DEFAULT_MAX_REDIRECTS};
 use crate::socket::WebSocket;
 use crate::transport::Transport;
 
 /// Connects to a `ws://` URI with the default settings: permessage-deflate offered, 10 s open
-/// timeout, keepalive pings every 20 s, 1 MiB message limit. The connection's [`Driver`] runs
+/// timeout, keepalive pings every 20 s, 1 MiB message limit, through the proxy the environment
+/// names (`https_proxy`, `http_proxy`... see [`ClientBuilder::proxy`]), following up to 10
+/// redirects (see [`ClientBuilder::max_redirects`]). The connection's [`Driver`] runs
 /// on a spawned task (as Python's connection runs on its event loop): pings are answered and
 /// keepalive runs whether or not the application reads.
 ///
@@ -59,6 +63,8 @@ pub struct ClientBuilder {
     handshake: ClientConfig,
     config: Config,
     compression: Option<Compression>,
+    proxy: ProxySetting,
+    max_redirects: usize,
 }
 
 impl Default for ClientBuilder {
@@ -67,6 +73,8 @@ impl Default for ClientBuilder {
             handshake: ClientConfig::default(),
             config: Config::default(),
             compression: Some(Compression::default()),
+            proxy: ProxySetting::Env,
+            max_redirects: DEFAULT_MAX_REDIRECTS,
         }
     }
 }
@@ -116,6 +124,49 @@ impl ClientBuilder {
         self
     }
 
+    /// The proxy to connect through, as Python's `proxy=` argument: by default the one the
+    /// environment names for the URI; `Some(url)` this one; `None` none.
+    ///
+    /// - `http://[user:password@]host[:port]` (port 80 by default): an HTTP proxy, asked with
+    ///   `CONNECT` (Basic `Proxy-Authorization` from the credentials);
+    /// - `socks5h://[user:password@]host[:port]` (port 1080): SOCKS5, the proxy resolves the
+    ///   host name; `socks5://`: SOCKS5, the host name is resolved here (as in Python and curl).
+    ///
+    /// From the environment (read when connecting, names in any case, lower case winning):
+    /// `wss://` uses `wss_proxy`, `socks_proxy` or `https_proxy`; `ws://` uses `ws_proxy`,
+    /// `socks_proxy`, `https_proxy` or `http_proxy`; then `all_proxy`. `no_proxy` lists host
+    /// suffixes (`.example.com`, `example.com:8080`) or `*` to connect to directly.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), ws_tokio::Error> {
+    /// let ws = ws_tokio::ClientBuilder::new()
+    ///     .proxy(Some("http://user:secret@proxy.internal:3128"))
+    ///     .connect("ws://example.com/chat")
+    ///     .await?;
+    /// // Ignore https_proxy and friends:
+    /// let direct = ws_tokio::ClientBuilder::new().proxy(None).connect("ws://127.0.0.1:8765").await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Failures are [`Error::Proxy`] (see [`ProxyError`](crate::ProxyError)); the URL is
+    /// checked when connecting. Only [`connect`](Self::connect) uses a proxy.
+    pub fn proxy(mut self, proxy: Option<&str>) -> Self {
+        self.proxy = proxy.map_or(ProxySetting::Off, |url| ProxySetting::Url(url.to_owned()));
+        self
+    }
+
+    /// How many redirects (300, 301, 302, 303, 307, 308 with a `Location`) the opening
+    /// handshake follows, each on a new connection (10 by default, as in Python); past it,
+    /// [`Error::TooManyRedirects`]. `0` follows none: the response comes back as
+    /// [`Error::Handshake`]`(`[`ClientError::Rejected`]`)`. A redirect from `wss://` to `ws://`
+    /// is refused ([`Error::InsecureRedirect`]); one to another host, port or scheme drops the
+    /// `Authorization`, `Cookie` and `Proxy-Authorization` headers. Only
+    /// [`connect`](Self::connect) follows redirects (the others have one transport).
+    pub fn max_redirects(mut self, max: usize) -> Self {
+        self.max_redirects = max;
+        self
+    }
+
     fn handshake_config(&self) -> ClientConfig {
         let mut config = self.handshake.clone();
         let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
@@ -129,9 +180,48 @@ impl ClientBuilder {
         config
     }
 
-    /// Opens a TCP connection to the URI's host, runs the opening handshake over it, and
-    /// spawns the connection's [`Driver`].
+    /// Opens a TCP connection to the URI's host (directly or through the [`proxy`](Self::proxy)),
+    /// runs the opening handshake over it, following [redirects](Self::max_redirects), and
+    /// spawns the connection's [`Driver`]. `open_timeout` covers all of it.
     pub async fn connect(self, uri: &str) -> Result<WebSocket> {
+        let (ws, driver) = with_timeout(self.config.open_timeout, self.follow_redirects(uri)).await?;
+        spawn(driver);
+        Ok(ws)
+    }
+
+    /// Python's connect loop: a redirect closes the connection and opens a new one, maybe to
+    /// another host.
+    async fn follow_redirects(mut self, uri: &str) -> Result<(WebSocket, Driver)> {
+        let mut uri = uri.to_owned();
+        let mut followed = 0;
+        loop {
+            let response = match self.connect_once(&uri).await {
+                Err(Error::Handshake(ClientError::Rejected(response))) if self.max_redirects > 0 => response,
+                other => return other,
+            };
+            let next = match redirect::next_uri(&uri, &response) {
+                Some(next) => next?,
+                None => return Err(Error::Handshake(ClientError::Rejected(response))),
+            };
+            if followed == self.max_redirects {
+                return Err(Error::TooManyRedirects { uri: next, limit: self.max_redirects });
+            }
+            followed += 1;
+            if redirect::cross_origin(&uri, &next) {
+                // As Python: credentials meant for one origin are not sent to another.
+                for name in
+                    [http::header::AUTHORIZATION, http::header::COOKIE, http::header::PROXY_AUTHORIZATION]
+                {
+                    self.handshake.headers.remove(name);
+                }
+            }
+            tracing::debug!(status = %response.status(), from = %uri, to = %next, "following redirect");
+            uri = next;
+        }
+    }
+
+    /// One attempt: open TCP (direct or via proxy), then the WebSocket handshake.
+    async fn connect_once(&self, uri: &str) -> Result<(WebSocket, Driver)> {
         let config = Arc::new(self.handshake_config());
         let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
         let target = handshake.target().clone();
@@ -140,15 +230,12 @@ impl ClientBuilder {
                 "wss:// needs TLS: open the TLS stream yourself and use ClientBuilder::connect_with".into(),
             ));
         }
-        let open = async {
-            let stream = Transport::Tcp(open_tcp(&target.host, target.port).await?);
-            stream.set_nodelay();
-            let addrs = (stream.local_addr(), stream.peer_addr());
-            self.run_handshake(stream, handshake, addrs).await
-        };
-        let (ws, driver) = with_timeout(self.config.open_timeout, open).await?;
-        spawn(driver);
-        Ok(ws)
+        let user_agent = self.handshake.user_agent.as_deref();
+        let tcp = proxy::open(&self.proxy, &target.host, target.port, target.secure, user_agent).await?;
+        let stream = Transport::Tcp(tcp);
+        stream.set_nodelay();
+        let addrs = (stream.local_addr(), stream.peer_addr());
+        self.run_handshake(stream, handshake, addrs).await
     }
 
     /// Connects to the Unix socket at `path` and runs the opening handshake for `uri` over it
@@ -223,7 +310,7 @@ impl ClientBuilder {
 }
 
 /// Resolves `host` and connects to its addresses in turn; the error names what failed.
-async fn open_tcp(host: &str, port: u16) -> Result<TcpStream> {
+pub(crate) async fn open_tcp(host: &str, port: u16) -> Result<TcpStream> {
     let addrs = tokio::net::lookup_host((host, port))
         .await
         .map_err(|source| Error::Resolve { host: host.to_owned(), source })?;

@@ -4,6 +4,8 @@ use std::{fmt, io};
 
 use ws_proto::{CloseCode, ProtocolError, SendError};
 
+use crate::proxy::ProxyError;
+
 /// How a connection ended, as seen by `recv`/`send` after it closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionClosed {
@@ -76,6 +78,22 @@ pub enum Error {
         /// Why (refused, unreachable, timed out).
         source: io::Error,
     },
+    /// The connection through the proxy failed (see [`ProxyError`] for which step).
+    Proxy(ProxyError),
+    /// The server redirected a `wss://` URI to a `ws://` one: following it would drop TLS.
+    InsecureRedirect {
+        /// The URI that answered the redirect.
+        from: String,
+        /// Where it pointed.
+        to: String,
+    },
+    /// The server redirected more than `max_redirects` times in a row (a redirect loop?).
+    TooManyRedirects {
+        /// The last URI redirected to (not followed).
+        uri: String,
+        /// The limit ([`ClientBuilder::max_redirects`](crate::ClientBuilder::max_redirects)).
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -106,6 +124,14 @@ impl fmt::Display for Error {
                 write!(f, "connection refused: {addr}")
             }
             Self::Connect { addr, .. } => write!(f, "cannot connect to {addr}"),
+            Self::Proxy(e) => e.fmt(f),
+            Self::InsecureRedirect { from, to } => {
+                write!(f, "refusing the redirect from {from} to {to}: it would drop TLS (use the wss:// URI)")
+            }
+            Self::TooManyRedirects { uri, limit } => write!(
+                f,
+                "more than {limit} redirects, the last to {uri}: a redirect loop? fix the server, or raise ClientBuilder::max_redirects"
+            ),
         }
     }
 }
@@ -116,6 +142,7 @@ impl std::error::Error for Error {
             Self::Protocol(e) => Some(e),
             Self::Send(e) => Some(e),
             Self::Handshake(e) => Some(e),
+            Self::Proxy(e) => Some(e),
             Self::Io(e) | Self::Resolve { source: e, .. } | Self::Connect { source: e, .. } => Some(e),
             _ => None,
         }

@@ -53,8 +53,10 @@ mod config;
 mod driver;
 mod error;
 mod info;
+mod proxy;
 mod pump;
 mod reading;
+mod redirect;
 mod server;
 mod socket;
 mod split;
@@ -68,6 +70,7 @@ pub use error::{ConnectionClosed, Error, Result, Timeout};
 /// The `http` crate, whose types the handshake hooks and headers use.
 pub use http;
 pub use info::ConnectionInfo;
+pub use proxy::ProxyError;
 pub use server::{
     Acceptor, HandlerResult, ProcessRequestFuture, ProcessResponseFuture, Server, ServerBuilder, Upgrade,
     serve,
