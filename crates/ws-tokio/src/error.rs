@@ -142,7 +142,8 @@ impl std::error::Error for Error {
             Self::Protocol(e) => Some(e),
             Self::Send(e) => Some(e),
             Self::Handshake(e) => Some(e),
-            Self::Proxy(e) => Some(e),
+            // The proxy error's message is this one's: skip to its cause.
+            Self::Proxy(e) => std::error::Error::source(e),
             Self::Io(e) | Self::Resolve { source: e, .. } | Self::Connect { source: e, .. } => Some(e),
             _ => None,
         }

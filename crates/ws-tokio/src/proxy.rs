@@ -418,6 +418,10 @@ async fn http_connect(
             Err(e) => return Err(e.into()),
         };
         head.push(byte);
+        // Not HTTP (a SOCKS proxy answers two bytes, then waits): say so now, not at the timeout.
+        if !b"HTTP/".starts_with(&head[..head.len().min(5)]) {
+            return Err(ProxyError::Malformed { proxy: proxy.address() }.into());
+        }
     }
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut response = httparse::Response::new(&mut headers);
@@ -469,7 +473,6 @@ async fn socks5(
     let (address, sent_credentials) = (proxy.address(), proxy.credentials.is_some());
     tunnel.map(Socks5Stream::into_inner).map_err(|e| {
         match e {
-            Socks::Io(e) => return Error::Io(e),
             Socks::NoAcceptableAuthMethods | Socks::PasswordAuthFailure(_) | Socks::AuthorizationRequired => {
                 ProxyError::SocksAuth { proxy: address, sent_credentials }
             }
