@@ -55,6 +55,8 @@ mod error;
 mod info;
 mod pump;
 mod reading;
+mod reconnect;
+mod router;
 mod server;
 mod socket;
 mod split;
@@ -68,6 +70,8 @@ pub use error::{ConnectionClosed, Error, Result, Timeout};
 /// The `http` crate, whose types the handshake hooks and headers use.
 pub use http;
 pub use info::ConnectionInfo;
+pub use reconnect::{Backoff, Reconnect, is_transient};
+pub use router::{Params, Router, route};
 pub use server::{
     Acceptor, HandlerResult, ProcessRequestFuture, ProcessResponseFuture, Server, ServerBuilder, Upgrade,
     serve,
