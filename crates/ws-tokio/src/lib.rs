@@ -31,6 +31,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`ClientBuilder::reconnecting`] is a [`Reconnect`] stream of connections that retries with
+//! backoff (Python's `async for websocket in connect(uri)`); a [`Router`] dispatches `serve`
+//! connections on their path, 404 for the rest (Python's `route()`).
+//!
 //! # Vocabulary
 //!
 //! One name per idea, the same in every `ws-*` crate (and Python `websockets`' where it has one):
