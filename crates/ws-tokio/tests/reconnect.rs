@@ -207,3 +207,40 @@ async fn is_a_stream() {
     }
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// A connection lost without a closing handshake (1006: the server vanished) is followed by
+/// a new one when the next is asked for, at once: the connection had opened, so the backoff
+/// starts over.
+#[tokio::test]
+async fn abnormal_close_then_a_new_connection() {
+    let (listener, addr) = bound().await;
+    let acceptor = ServerBuilder::new().build().unwrap();
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().await.unwrap();
+            // A second handle on the socket, to cut it under the connection.
+            let stream = stream.into_std().unwrap();
+            let cut = stream.try_clone().unwrap();
+            let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+            let opened = acceptor.accept_with_driver(stream).await.unwrap();
+            // Gone without a close frame, as when the server's host fails.
+            cut.shutdown(std::net::Shutdown::Both).unwrap();
+            drop(opened);
+        }
+    });
+    let mut connections = ClientBuilder::new().reconnecting(&format!("ws://{addr}/"));
+    for _ in 0..2 {
+        let mut ws = connections.next().await.unwrap().unwrap();
+        let Err(Error::Closed(closed)) = ws.recv().await else { panic!("still open") };
+        assert_eq!(closed.code, CloseCode::ABNORMAL);
+        assert!(!closed.ok);
+    }
+    server.await.unwrap();
+}
+
+/// The stream can move to another task and be polled there.
+#[test]
+fn reconnect_is_send_and_unpin() {
+    fn check<T: Send + Unpin + 'static>() {}
+    check::<ws_tokio::Reconnect>();
+}
