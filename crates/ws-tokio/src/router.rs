@@ -160,7 +160,8 @@ impl ServerBuilder {
     /// Installs `router`'s patterns in the handshake (unknown paths get 404) and returns the
     /// handler that dispatches connections to its routes, to pass to any `serve*` method or
     /// to run on what an [`Acceptor`](crate::Acceptor) from this builder accepts.
-    /// [`serve_router`](Self::serve_router) does both.
+    /// [`serve_router`](Self::serve_router) does both. `Acceptor::accept_request` (requests
+    /// that hyper or axum parsed) does not route: there the HTTP server's router decides.
     pub fn with_router(
         mut self,
         router: Router,
