@@ -9,6 +9,8 @@ use ws_extensions::ExtensionHeaderItem;
 use ws_extensions::header::parse_extension_headers;
 use ws_proto::Extension;
 
+use crate::router::{Params, RouteMatch};
+
 /// What is known of a connection once its opening handshake is done.
 ///
 /// The handshake request and response are kept as their HTTP heads (a few hundred bytes) and
@@ -23,6 +25,9 @@ pub struct ConnectionInfo {
     response: Head<http::Response<()>>,
     pub(crate) subprotocol: Option<String>,
     pub(crate) extensions: Vec<String>,
+    /// The route the request path matched, when served by a `Router` (boxed: most servers
+    /// don't route, and this stays one word for them).
+    pub(crate) route: Option<Box<RouteMatch>>,
 }
 
 /// An HTTP head as bytes, parsed on first use.
@@ -61,6 +66,7 @@ impl ConnectionInfo {
             response: Head::default(),
             subprotocol: None,
             extensions: extensions.iter().map(|e| e.name().to_owned()).collect(),
+            route: None,
         }
     }
 
@@ -99,6 +105,12 @@ impl ConnectionInfo {
     /// The negotiated subprotocol.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// The parameters the request path gave the route it matched, when served by a
+    /// [`Router`](crate::Router) (`/rooms/{id}` and `/rooms/42`: `id` is `42`); empty otherwise.
+    pub fn path_params(&self) -> &Params {
+        self.route.as_ref().map_or(Params::EMPTY, |route| &route.params)
     }
 
     /// The names of the negotiated extensions, in order.

@@ -31,6 +31,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`ClientBuilder::reconnecting`] is a [`Reconnect`] stream of connections that retries with
+//! backoff (Python's `async for websocket in connect(uri)`); a [`Router`] dispatches `serve`
+//! connections on their path, 404 for the rest (Python's `route()`).
+//!
 //! # Vocabulary
 //!
 //! One name per idea, the same in every `ws-*` crate (and Python `websockets`' where it has one):
@@ -56,7 +60,9 @@ mod info;
 mod proxy;
 mod pump;
 mod reading;
+mod reconnect;
 mod redirect;
+mod router;
 mod server;
 mod socket;
 mod split;
@@ -71,6 +77,8 @@ pub use error::{ConnectionClosed, Error, Result, Timeout};
 pub use http;
 pub use info::ConnectionInfo;
 pub use proxy::ProxyError;
+pub use reconnect::{Backoff, Reconnect, is_transient};
+pub use router::{Params, Router, route};
 pub use server::{
     Acceptor, HandlerResult, ProcessRequestFuture, ProcessResponseFuture, Server, ServerBuilder, Upgrade,
     serve,

@@ -25,6 +25,7 @@ use crate::config::{Compression, Config, config_setters, with_timeout};
 use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
 use crate::info::ConnectionInfo;
+use crate::router::{RouteMatch, Routes};
 use crate::socket::WebSocket;
 use crate::transport::{Listener, Transport};
 
@@ -69,6 +70,8 @@ pub struct ServerBuilder {
     compression: Option<Compression>,
     process_request_async: Option<AsyncProcessRequest>,
     process_response_async: Option<AsyncProcessResponse>,
+    /// The path patterns of a [`Router`](crate::Router) (see `with_router`).
+    pub(crate) routes: Option<Arc<Routes>>,
 }
 
 /// The future an asynchronous `process_response` hook returns: `Ok` with the 101 to send
@@ -109,6 +112,7 @@ impl Default for ServerBuilder {
             compression: Some(Compression::default()),
             process_request_async: None,
             process_response_async: None,
+            routes: None,
         }
     }
 }
@@ -238,6 +242,7 @@ impl ServerBuilder {
             config: self.config.clone(),
             process_request_async: self.process_request_async.clone(),
             process_response_async: self.process_response_async.clone(),
+            routes: self.routes.clone(),
         })
     }
 
@@ -325,6 +330,7 @@ pub struct Acceptor {
     config: Config,
     process_request_async: Option<AsyncProcessRequest>,
     process_response_async: Option<AsyncProcessResponse>,
+    routes: Option<Arc<Routes>>,
 }
 
 impl Acceptor {
@@ -370,6 +376,7 @@ impl Acceptor {
     {
         let mut handshake = ServerHandshake::new(self.handshake.clone());
         let mut buf = BytesMut::with_capacity(2048);
+        let mut route = None;
         let outcome = loop {
             buf.clear();
             if stream.read_buf(&mut buf).await? == 0 {
@@ -378,7 +385,20 @@ impl Acceptor {
             match handshake.receive_at(&buf, Some(SystemTime::now())) {
                 Ok(None) => continue,
                 Ok(Some(request)) => {
-                    break self.decide(request, |r| handshake.accept(r, Some(SystemTime::now()))).await;
+                    // Routing runs between the async hook and the checks (in `decide`), as
+                    // Python routes after `process_request`: no route, no upgrade.
+                    let accept = |r: &http::Request<()>| {
+                        if let Some(routes) = &self.routes {
+                            route = routes.lookup(r.uri().path());
+                            if route.is_none() {
+                                return Err(self
+                                    .handshake
+                                    .respond(Routes::not_found(), Some(SystemTime::now())));
+                            }
+                        }
+                        handshake.accept(r, Some(SystemTime::now()))
+                    };
+                    break self.decide(request, accept).await;
                 }
                 Err(rejection) => break Err(rejection),
             }
@@ -397,7 +417,8 @@ impl Acceptor {
         stream.write_all(&out).await?;
         stream.flush().await?;
         let shutdown = shutdown.map(Shutdown::new);
-        Ok(open_accepted(stream, &request, accepted, &self.config, (local_addr, remote_addr), shutdown))
+        let addrs = (local_addr, remote_addr);
+        Ok(open_accepted(stream, &request, accepted, &self.config, addrs, shutdown, route))
     }
 
     /// Decides on a request another HTTP server parsed and will upgrade (hyper, axum): runs
@@ -506,7 +527,7 @@ impl Upgrade {
     /// sending the 101. Its [`Driver`] must be polled: spawn it, or run it beside a handler
     /// with [`Driver::serve`].
     pub fn open<S: AsyncRead + AsyncWrite + Unpin>(self, io: S) -> (WebSocket<S>, Driver<S>) {
-        open_accepted(io, &self.request, self.accepted, &self.config, self.addrs, None)
+        open_accepted(io, &self.request, self.accepted, &self.config, self.addrs, None, None)
     }
 }
 
@@ -518,12 +539,14 @@ fn open_accepted<S: AsyncRead + AsyncWrite + Unpin>(
     config: &Config,
     (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
     shutdown: Option<Shutdown>,
+    route: Option<RouteMatch>,
 ) -> (WebSocket<S>, Driver<S>) {
     let mut info = ConnectionInfo::new(&accepted.extensions);
     info.local_addr = local_addr;
     info.remote_addr = remote_addr;
     info.set_handshake(request, &accepted.response);
     info.subprotocol = accepted.subprotocol;
+    info.route = route.map(Box::new);
     let leftover = BytesMut::from(&accepted.leftover[..]);
     open(io, Role::Server, accepted.extensions, leftover, config, info, shutdown)
 }
