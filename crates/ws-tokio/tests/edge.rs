@@ -228,3 +228,85 @@ async fn acceptor_reads_the_proxy_header_too() {
     assert_eq!(ws.info().proxy_source(), Some("192.0.2.9:1".parse().unwrap()));
     assert!(client.await.unwrap().starts_with("HTTP/1.1 101"));
 }
+
+/// HAProxy's binary, if installed (`.ci/run` installs Debian's `haproxy` as root). Missing: a
+/// failure under CI (`CI=true`), else a loud skip.
+fn haproxy() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain(["/usr/sbin".into()])
+        .map(|dir| dir.join("haproxy"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "haproxy is not installed (Debian: apt-get install haproxy; .ci/run installs it as root)"
+        );
+        eprintln!("WARNING: haproxy is not installed: the real-proxy PROXY protocol test is SKIPPED");
+    }
+    found
+}
+
+/// A port free right now on loopback, for HAProxy to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn through_a_real_haproxy_with_send_proxy_v1_and_v2() {
+    let Some(haproxy) = haproxy() else { return };
+    let (server, addr) = address_server(ServerBuilder::new().proxy_protocol(true)).await;
+    let (v1_port, v2_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("ws-edge-haproxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("haproxy.cfg");
+    // TCP mode: HAProxy passes the upgrade through and prepends the PROXY header.
+    std::fs::write(
+        &config,
+        format!(
+            "global\n  maxconn 100\n\
+             defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+             listen v1\n  bind 127.0.0.1:{v1_port}\n  server ws {addr} send-proxy\n\
+             listen v2\n  bind 127.0.0.1:{v2_port}\n  server ws {addr} send-proxy-v2\n"
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(haproxy)
+        .arg("-db") // foreground, no daemon
+        .arg("-f")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for port in [v1_port, v2_port] {
+        let uri = format!("ws://127.0.0.1:{port}");
+        // HAProxy takes a moment to bind.
+        let mut ws = None;
+        for _ in 0..100 {
+            if let Ok(connected) = ws_tokio::connect(&uri).await {
+                ws = Some(connected);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut ws = ws.expect("connected through haproxy");
+        let client = ws.info().local_addr().unwrap();
+        let ws_tokio::Message::Text(report) = ws.recv().await.unwrap() else { panic!("a text report") };
+        let report = report.as_str();
+        // The server sees HAProxy as its peer, and the client's own address and port in the
+        // PROXY header, and where the client connected.
+        let expected = format!(
+            "client=Some(127.0.0.1) remote=Some(127.0.0.1) source=Some({client}) \
+             destination=Some(127.0.0.1:{port})"
+        );
+        assert_eq!(report, expected, "port {port}");
+        ws.send("through haproxy").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), ws_tokio::Message::text("through haproxy"));
+        ws.close(ws_tokio::CloseCode::NORMAL, "").await.unwrap();
+    }
+    child.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    server.shutdown(Duration::from_secs(1)).await;
+}
