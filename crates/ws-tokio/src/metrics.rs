@@ -13,10 +13,12 @@
 //! | `ws_bytes_received_total` | counter | `role` | bytes read from the transport after the handshake, counted per read |
 //! | `ws_bytes_sent_total` | counter | `role` | bytes written to the transport after the handshake, counted per write |
 //! | `ws_handshake_rejections_total` | counter | `status` | server handshakes answered with an HTTP error (`400`, `403`, `426`, …) |
-//! | `ws_handshake_failures_total` | counter | `reason` | server connections dropped before an answer: `proxy_header` (no valid PROXY header), `timeout` (`open_timeout`), `io` |
+//! | `ws_handshake_failures_total` | counter | `reason` | connections accepted by `serve*` and dropped before an answer: `proxy_header` (no valid PROXY header), `timeout` (`open_timeout`), `io` |
 //!
 //! `role` is `server` or `client`. The per-connection handles are registered once, when the
-//! connection opens; counting a message or a read is then one atomic increment.
+//! connection opens; counting a message, a read or a write is then one increment through the
+//! recorder's handle (an atomic add with the usual recorders). Bytes are counted per read and
+//! per write of the transport, not per frame.
 //!
 //! ```toml
 //! [dependencies]
