@@ -9,7 +9,7 @@
 //! | `ws_connections_closed_total` | counter | `role` | connections ended (driver dropped) |
 //! | `ws_close_codes_total` | counter | `role`, `code` | connections whose transport finished, by close code (`1000`, `1001`, `1006`, …) |
 //! | `ws_messages_received_total` | counter | `role` | messages handed to the application |
-//! | `ws_messages_sent_total` | counter | `role` | messages queued for sending (the final frame of each) |
+//! | `ws_messages_sent_total` | counter | `role` | messages queued for sending (the final frame of each; broadcasts included) |
 //! | `ws_bytes_received_total` | counter | `role` | bytes read from the transport after the handshake, counted per read |
 //! | `ws_bytes_sent_total` | counter | `role` | bytes written to the transport after the handshake, counted per write |
 //! | `ws_handshake_rejections_total` | counter | `status` | server handshakes answered with an HTTP error (`400`, `403`, `426`, …) |

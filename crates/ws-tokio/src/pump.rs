@@ -793,6 +793,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if self.proto.send_prepared(message).is_err() {
             return Offered::Closed;
         }
+        self.metrics.message_out();
         if let Some(idle) = &mut self.idle {
             idle.traffic = true;
         }
