@@ -310,3 +310,25 @@ async fn through_a_real_haproxy_with_send_proxy_v1_and_v2() {
     let _ = std::fs::remove_dir_all(&dir);
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+#[tokio::test]
+async fn forwarded_for_after_an_upgrade_by_another_http_server() {
+    // hyper/axum parse the request; the acceptor's trusted proxies still apply.
+    let acceptor =
+        ServerBuilder::new().trusted_proxies(["127.0.0.1/32".parse::<IpNet>().unwrap()]).build().unwrap();
+    let request = ws_tokio::http::Request::get("/")
+        .header("host", "test")
+        .header("upgrade", "websocket")
+        .header("connection", "Upgrade")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-version", "13")
+        .header("x-forwarded-for", "203.0.113.7")
+        .body(())
+        .unwrap();
+    let mut upgrade = acceptor.accept_request(request).await.unwrap();
+    upgrade.set_addrs(None, Some("127.0.0.1:40000".parse().unwrap()));
+    let (io, _peer) = tokio::io::duplex(64);
+    let (ws, _driver) = upgrade.open(io);
+    assert_eq!(ws.info().client_addr(), Some("203.0.113.7".parse().unwrap()));
+    assert_eq!(ws.info().remote_addr(), Some("127.0.0.1:40000".parse().unwrap()));
+}
