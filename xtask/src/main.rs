@@ -15,7 +15,8 @@ const HELP: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  ci        the interop peers, cargo test --workspace, then `interop`, then `autobahn` (quick profile),
+  ci        the interop peers, cargo test --workspace, ws-tokio's metrics test, then `interop`,
+            then `autobahn` (quick profile),
             then `perf-gate` (installs valgrind with apt-get as root, else skips it)
   autobahn  Autobahn|Testsuite, both roles  (cargo xtask autobahn --help)
   interop   Python websockets / Node ws interop matrix, headless Chromium client
@@ -95,6 +96,16 @@ fn ci(args: &[String]) -> Result {
                 util::step_status(
                     Command::new(util::cargo()).args(["test", "--workspace"]).current_dir(util::root()),
                     "cargo test --workspace",
+                )
+            }),
+        ),
+        (
+            "cargo test (ws-tokio, feature metrics)",
+            Box::new(|| {
+                let args = ["test", "-p", "ws-tokio", "--features", "metrics", "--test", "metrics", "--lib"];
+                util::step_status(
+                    Command::new(util::cargo()).args(args).current_dir(util::root()),
+                    "cargo test -p ws-tokio --features metrics",
                 )
             }),
         ),

@@ -1,6 +1,6 @@
 //! What is known of a connection once its opening handshake is done.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -21,6 +21,10 @@ pub struct ConnectionInfo {
     pub(crate) id: u64,
     pub(crate) local_addr: Option<SocketAddr>,
     pub(crate) remote_addr: Option<SocketAddr>,
+    /// The client's address when a PROXY header or a trusted proxy's header named it.
+    pub(crate) client_addr: Option<IpAddr>,
+    /// A PROXY protocol header's source and destination; boxed, as most servers have none.
+    pub(crate) proxy_addrs: Option<Box<(SocketAddr, SocketAddr)>>,
     request: Head<http::Request<()>>,
     response: Head<http::Response<()>>,
     pub(crate) subprotocol: Option<String>,
@@ -62,6 +66,8 @@ impl ConnectionInfo {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             local_addr: None,
             remote_addr: None,
+            client_addr: None,
+            proxy_addrs: None,
             request: Head::default(),
             response: Head::default(),
             subprotocol: None,
@@ -87,9 +93,46 @@ impl ConnectionInfo {
     }
 
     /// The peer's address, for TCP connections (after a hyper upgrade: when the HTTP server
-    /// passed it on, see [`Upgrade::set_addrs`](crate::Upgrade::set_addrs)).
+    /// passed it on, see [`Upgrade::set_addrs`](crate::Upgrade::set_addrs)). Behind a reverse
+    /// proxy, the proxy's: see [`client_addr`](Self::client_addr) for the client's.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote_addr
+    }
+
+    /// The client's address, as far as the server can know it:
+    ///
+    /// - behind trusted proxies ([`ServerBuilder::trusted_proxies`](crate::ServerBuilder::trusted_proxies)),
+    ///   the rightmost untrusted hop of the forwarding header, when the peer is trusted;
+    /// - else, with the PROXY protocol ([`ServerBuilder::proxy_protocol`](crate::ServerBuilder::proxy_protocol)),
+    ///   the header's source address;
+    /// - else the peer's address ([`remote_addr`](Self::remote_addr)); `None` without one
+    ///   (Unix sockets).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let server = ws_tokio::ServerBuilder::new()
+    ///     .trusted_proxies(["127.0.0.1".parse::<std::net::IpAddr>().unwrap()])
+    ///     .serve(|ws| async move {
+    ///         let info = ws.info();
+    ///         tracing::info!(client = ?info.client_addr(), proxy = ?info.remote_addr(), "connected");
+    ///     }, "127.0.0.1:8765")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn client_addr(&self) -> Option<IpAddr> {
+        self.client_addr.or_else(|| self.remote_addr.map(|a| a.ip()))
+    }
+
+    /// The client's source address and port as the PROXY protocol header told them, when the
+    /// server reads one and it carried addresses (not for `LOCAL` or `UNKNOWN`).
+    pub fn proxy_source(&self) -> Option<SocketAddr> {
+        self.proxy_addrs.as_ref().map(|a| a.0)
+    }
+
+    /// The address the client connected to, as the PROXY protocol header told it (the
+    /// proxy's listening address).
+    pub fn proxy_destination(&self) -> Option<SocketAddr> {
+        self.proxy_addrs.as_ref().map(|a| a.1)
     }
 
     /// The opening handshake request (header names in lower case).

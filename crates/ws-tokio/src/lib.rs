@@ -56,8 +56,11 @@ mod client;
 mod config;
 mod driver;
 mod error;
+mod forwarded;
 mod info;
+pub mod metrics;
 mod proxy;
+mod proxy_protocol;
 mod pump;
 mod reading;
 mod reconnect;
@@ -73,9 +76,12 @@ pub use client::{ClientBuilder, connect};
 pub use config::{Compression, Config, WriteLimit};
 pub use driver::Driver;
 pub use error::{ConnectionClosed, Error, Result, Timeout};
+pub use forwarded::ForwardedHeader;
 /// The `http` crate, whose types the handshake hooks and headers use.
 pub use http;
 pub use info::ConnectionInfo;
+/// A network in CIDR notation, for [`ServerBuilder::trusted_proxies`] (from the `ipnet` crate).
+pub use ipnet::IpNet;
 pub use proxy::ProxyError;
 pub use reconnect::{Backoff, Reconnect, is_transient};
 pub use router::{Params, Router, route};

@@ -129,6 +129,8 @@ pub(crate) struct Pump<S> {
     done: bool,
     /// Set where `S`'s bounds are known, so that `Drop` (which has none) can close politely.
     drop_hook: fn(&mut Self),
+    /// The `metrics` feature's handles (nothing without it).
+    metrics: crate::metrics::ConnMetrics,
 }
 
 impl<S> Drop for Pump<S> {
@@ -232,6 +234,7 @@ impl<S> Pump<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     pub(crate) fn new(io: S, proto: Connection, leftover: BytesMut, config: &Config) -> Self {
+        let proto_role = proto.role();
         let mut pump = Self {
             io,
             proto,
@@ -265,10 +268,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             read_closed: false,
             done: false,
             drop_hook: Self::close_on_drop,
+            metrics: crate::metrics::ConnMetrics::new(proto_role),
         };
         pump.proto.handle_timeout(Instant::now().into_std());
         if !pump.read.buf.is_empty() {
             // Frames the peer pipelined behind its handshake.
+            pump.metrics.bytes_in(pump.read.buf.len());
             pump.receive_buffered();
         }
         pump
@@ -339,6 +344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                     self.proto.receive_eof();
                 }
                 Poll::Ready(Ok(n)) => {
+                    self.metrics.bytes_in(n);
                     let before = self.queued();
                     self.receive_buffered();
                     self.read.learn(n);
@@ -474,6 +480,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             let _ = ping.done.send(Err(self.closed_error()));
         }
         self.read.release();
+        self.metrics.finished(self.proto.close_code());
         self.wake_all();
         tracing::debug!(code = ?self.proto.close_code(), "connection closed");
     }
@@ -631,6 +638,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
         }
         out.advance(n);
+        self.metrics.bytes_out(n);
         Poll::Ready(Ok(()))
     }
 
@@ -680,6 +688,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     #[inline]
     fn taken(&mut self, message: Message, cx: &Context<'_>) -> Message {
         self.answering = true;
+        self.metrics.message_in();
         if self.paused && self.queue_limit.is_some_and(|(_, low)| self.queued() <= low) {
             self.wake_driver(cx);
         }
@@ -748,8 +757,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if let Some(idle) = &mut self.idle {
             idle.traffic = true;
         }
+        let fin = frame.fin;
         match self.proto.send_frame(frame) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if fin {
+                    self.metrics.message_out();
+                }
+                Ok(())
+            }
             Err(SendError::Closed) => Err(self.closed_error()),
             Err(e) => Err(Error::Send(e)),
         }
@@ -778,6 +793,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if self.proto.send_prepared(message).is_err() {
             return Offered::Closed;
         }
+        self.metrics.message_out();
         if let Some(idle) = &mut self.idle {
             idle.traffic = true;
         }

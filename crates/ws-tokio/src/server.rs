@@ -24,6 +24,7 @@ use ws_proto::{CloseCode, Role};
 use crate::config::{Compression, Config, config_setters, with_timeout};
 use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
+use crate::forwarded::{ForwardedHeader, ProxySettings};
 use crate::info::ConnectionInfo;
 use crate::router::{RouteMatch, Routes};
 use crate::socket::WebSocket;
@@ -72,6 +73,7 @@ pub struct ServerBuilder {
     process_response_async: Option<AsyncProcessResponse>,
     /// The path patterns of a [`Router`](crate::Router) (see `with_router`).
     pub(crate) routes: Option<Arc<Routes>>,
+    proxies: ProxySettings,
 }
 
 /// The future an asynchronous `process_response` hook returns: `Ok` with the 101 to send
@@ -113,6 +115,7 @@ impl Default for ServerBuilder {
             process_request_async: None,
             process_response_async: None,
             routes: None,
+            proxies: ProxySettings::default(),
         }
     }
 }
@@ -217,6 +220,60 @@ impl ServerBuilder {
         self
     }
 
+    /// Reads a PROXY protocol header (HAProxy's, version 1 or 2, whichever comes) at the start
+    /// of every connection, before the HTTP request and within `open_timeout`: its source
+    /// address becomes the connection's [`client_addr`](ConnectionInfo::client_addr) (also
+    /// [`proxy_source`](ConnectionInfo::proxy_source)). A connection without a valid header
+    /// is dropped, with a warning in the log. Off by default.
+    ///
+    /// Turn it on only where every connection comes through the proxy (HAProxy's
+    /// `send-proxy`/`send-proxy-v2`, nginx's `proxy_protocol on`, AWS NLB): anyone who reaches
+    /// the port directly can claim any address with it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let server = ws_tokio::ServerBuilder::new()
+    ///     .proxy_protocol(true)
+    ///     .serve(|ws| async move {
+    ///         println!("client {:?} via {:?}", ws.info().client_addr(), ws.info().remote_addr());
+    ///     }, "127.0.0.1:8765")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy_protocol(mut self, on: bool) -> Self {
+        self.proxies.proxy_protocol = on;
+        self
+    }
+
+    /// Proxies (addresses, or networks in CIDR notation) whose forwarding header is believed:
+    /// when the peer (or the PROXY header's source) is one of them, the client's address
+    /// ([`ConnectionInfo::client_addr`]) is read from `X-Forwarded-For` (or the header set with
+    /// [`forwarded_header`](Self::forwarded_header)): its hops from the right, past the trusted
+    /// ones; the first untrusted one is the client. From any other peer the header is ignored.
+    /// Empty (the default): never believed.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use ws_tokio::IpNet;
+    /// let builder = ws_tokio::ServerBuilder::new().trusted_proxies([
+    ///     "127.0.0.1/32".parse::<IpNet>()?,
+    ///     "10.0.0.0/8".parse()?,
+    ///     IpNet::from("::1".parse::<std::net::IpAddr>()?),
+    /// ]);
+    /// # Ok(()) }
+    /// ```
+    pub fn trusted_proxies<I: IntoIterator<Item = T>, T: Into<ipnet::IpNet>>(mut self, proxies: I) -> Self {
+        self.proxies.trusted = proxies.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The header that trusted proxies name the client in: `X-Forwarded-For` (default) or
+    /// `Forwarded` (RFC 7239). Only this one is read: clients can send the other themselves.
+    pub fn forwarded_header(mut self, header: ForwardedHeader) -> Self {
+        self.proxies.header = header;
+        self
+    }
+
     /// The handshake configuration this builder produces.
     fn handshake_config(&self) -> ServerConfig {
         let mut config = self.handshake.clone();
@@ -243,6 +300,7 @@ impl ServerBuilder {
             process_request_async: self.process_request_async.clone(),
             process_response_async: self.process_response_async.clone(),
             routes: self.routes.clone(),
+            proxies: self.proxies.clone(),
         })
     }
 
@@ -309,7 +367,10 @@ impl ServerBuilder {
                         stream.set_nodelay();
                         match Box::pin(acceptor.accept_transport(stream, shutdown)).await {
                             Ok((ws, driver)) => serve_connection(ws, driver, &*handler).await,
-                            Err(e) => tracing::debug!(error = %e, "opening handshake failed"),
+                            Err(e) => {
+                                crate::metrics::handshake_failed(&e);
+                                tracing::debug!(error = %e, "opening handshake failed");
+                            }
                         }
                     };
                     tracker.spawn(tracing::Instrument::instrument(connection, span));
@@ -331,6 +392,7 @@ pub struct Acceptor {
     process_request_async: Option<AsyncProcessRequest>,
     process_response_async: Option<AsyncProcessResponse>,
     routes: Option<Arc<Routes>>,
+    proxies: ProxySettings,
 }
 
 impl Acceptor {
@@ -376,13 +438,16 @@ impl Acceptor {
     {
         let mut handshake = ServerHandshake::new(self.handshake.clone());
         let mut buf = BytesMut::with_capacity(2048);
+        let proxied = self.read_proxy_header(&mut stream, &mut buf).await?;
         let mut route = None;
         let outcome = loop {
-            buf.clear();
-            if stream.read_buf(&mut buf).await? == 0 {
+            // The request may have arrived behind the PROXY header, in `buf` already.
+            if buf.is_empty() && stream.read_buf(&mut buf).await? == 0 {
                 return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
             }
-            match handshake.receive_at(&buf, Some(SystemTime::now())) {
+            let received = handshake.receive_at(&buf, Some(SystemTime::now()));
+            buf.clear();
+            match received {
                 Ok(None) => continue,
                 Ok(Some(request)) => {
                     // Routing runs between the async hook and the checks (in `decide`), as
@@ -407,6 +472,7 @@ impl Acceptor {
         let (request, accepted) = match outcome {
             Ok(ok) => ok,
             Err(rejection) => {
+                crate::metrics::handshake_rejected(rejection.status());
                 rejection.write_response(&mut out);
                 stream.write_all(&out).await?;
                 let _ = stream.shutdown().await;
@@ -418,7 +484,30 @@ impl Acceptor {
         stream.flush().await?;
         let shutdown = shutdown.map(Shutdown::new);
         let addrs = (local_addr, remote_addr);
-        Ok(open_accepted(stream, &request, accepted, &self.config, addrs, shutdown, route))
+        let proxy = (&self.proxies, proxied);
+        Ok(open_accepted(stream, &request, accepted, &self.config, addrs, proxy, shutdown, route))
+    }
+
+    /// With the PROXY protocol on: reads the header into `buf` (what follows it stays there)
+    /// and returns its addresses; a connection without a valid one fails.
+    async fn read_proxy_header<S>(
+        &self,
+        stream: &mut S,
+        buf: &mut BytesMut,
+    ) -> Result<Option<(SocketAddr, SocketAddr)>>
+    where
+        S: AsyncRead + Unpin,
+    {
+        if !self.proxies.proxy_protocol {
+            return Ok(None);
+        }
+        match crate::proxy_protocol::read_proxy_header(stream, buf).await {
+            Ok(addrs) => Ok(addrs.map(|a| (a.source, a.destination))),
+            Err(e) => {
+                tracing::warn!(error = %e, "connection dropped: no valid PROXY protocol header");
+                Err(Error::Io(e))
+            }
+        }
     }
 
     /// Decides on a request another HTTP server parsed and will upgrade (hyper, axum): runs
@@ -433,7 +522,8 @@ impl Acceptor {
     ) -> std::result::Result<Upgrade, Rejection> {
         let (request, accepted) =
             self.decide(request, |r| self.handshake.accept(r, Some(SystemTime::now()))).await?;
-        Ok(Upgrade { request, accepted, config: self.config.clone(), addrs: (None, None) })
+        let proxies = self.proxies.clone();
+        Ok(Upgrade { request, accepted, config: self.config.clone(), addrs: (None, None), proxies })
     }
 
     /// The decision on a parsed request, shared by both paths: the asynchronous
@@ -487,6 +577,9 @@ pub struct Upgrade {
     accepted: ServerAccepted,
     config: Config,
     addrs: (Option<SocketAddr>, Option<SocketAddr>),
+    /// Trusted proxies' forwarding headers apply here too (the PROXY protocol cannot: the
+    /// HTTP server read the connection's first bytes).
+    proxies: ProxySettings,
 }
 
 impl Upgrade {
@@ -527,7 +620,8 @@ impl Upgrade {
     /// sending the 101. Its [`Driver`] must be polled: spawn it, or run it beside a handler
     /// with [`Driver::serve`].
     pub fn open<S: AsyncRead + AsyncWrite + Unpin>(self, io: S) -> (WebSocket<S>, Driver<S>) {
-        open_accepted(io, &self.request, self.accepted, &self.config, self.addrs, None, None)
+        let proxy = (&self.proxies, None);
+        open_accepted(io, &self.request, self.accepted, &self.config, self.addrs, proxy, None, None)
     }
 }
 
@@ -538,12 +632,18 @@ fn open_accepted<S: AsyncRead + AsyncWrite + Unpin>(
     accepted: ServerAccepted,
     config: &Config,
     (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
+    (proxies, proxied): (&ProxySettings, Option<(SocketAddr, SocketAddr)>),
     shutdown: Option<Shutdown>,
     route: Option<RouteMatch>,
 ) -> (WebSocket<S>, Driver<S>) {
     let mut info = ConnectionInfo::new(&accepted.extensions);
     info.local_addr = local_addr;
     info.remote_addr = remote_addr;
+    // The client's address: the PROXY header's source, or the peer, unless a trusted proxy's
+    // forwarding header names another.
+    let peer = proxied.map(|(source, _)| source).or(remote_addr).map(|a| a.ip());
+    info.client_addr = proxies.client_ip(request.headers(), peer).or(peer);
+    info.proxy_addrs = proxied.map(Box::new);
     info.set_handshake(request, &accepted.response);
     info.subprotocol = accepted.subprotocol;
     info.route = route.map(Box::new);
