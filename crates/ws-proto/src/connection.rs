@@ -875,21 +875,26 @@ impl Connection {
         for extension in &mut self.extensions {
             extension.encode(&mut frame).map_err(SendError::Extension)?;
         }
-        self.push_encoded(frame);
+        let header = self.header_for(&frame);
+        self.out.push_frame(&header, frame.payload);
         Ok(())
     }
 
-    /// Queues a frame the extensions have encoded.
-    #[inline]
+    /// Queues a frame the extensions have encoded (a prepared message's).
     fn push_encoded(&mut self, frame: Frame) {
-        let header = FrameHeader {
+        let header = self.header_for(&frame);
+        self.out.push_frame(&header, frame.payload);
+    }
+
+    #[inline]
+    fn header_for(&mut self, frame: &Frame) -> FrameHeader {
+        FrameHeader {
             fin: frame.fin,
             rsv: frame.rsv,
             opcode: frame.opcode,
             mask: self.masks.as_mut().map(MaskKeys::next_key),
             payload_len: frame.payload.len() as u64,
-        };
-        self.out.push_frame(&header, frame.payload);
+        }
     }
 
     /// The bytes to write, as a [`Buf`] (use `chunks_vectored` for `writev`). Advance it by what
