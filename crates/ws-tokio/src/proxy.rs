@@ -236,7 +236,7 @@ fn parse_proxy(url: &str) -> Result<ProxyUrl, ProxyError> {
         Some((info, host_port)) => {
             let (user, pass) = info.split_once(':').ok_or_else(|| bad("user name without password"))?;
             let decode =
-                |s| percent_decode(s).ok_or_else(|| bad("invalid percent-encoding in user:password"));
+                |s| percent_decode(s).ok_or_else(|| bad("user:password is not UTF-8 once percent-decoded"));
             (Some((decode(user)?, decode(pass)?)), host_port)
         }
         None => (None, rest),
@@ -267,21 +267,10 @@ fn parse_proxy(url: &str) -> Result<ProxyUrl, ProxyError> {
     Ok(ProxyUrl { kind, host: host.to_ascii_lowercase(), port, credentials })
 }
 
+/// Percent-decoded user or password; `None` if the result is not UTF-8. Invalid escapes stay
+/// as they are, as `urllib.parse.unquote` leaves them.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(std::borrow::Cow::into_owned)
 }
 
 /// The proxy the environment names for `host:port`, read as Python `websockets`' `get_proxy`
