@@ -482,10 +482,16 @@ impl Acceptor {
         accepted.write_response(&mut out);
         stream.write_all(&out).await?;
         stream.flush().await?;
-        let shutdown = shutdown.map(Shutdown::new);
-        let addrs = (local_addr, remote_addr);
-        let proxy = (&self.proxies, proxied);
-        Ok(open_accepted(stream, &request, accepted, &self.config, addrs, proxy, shutdown, route))
+        let upgrade = Upgrade {
+            request,
+            accepted,
+            config: self.config.clone(),
+            addrs: (local_addr, remote_addr),
+            proxies: self.proxies.clone(),
+            proxied,
+            route,
+        };
+        Ok(upgrade.open_with(stream, shutdown.map(Shutdown::new)))
     }
 
     /// With the PROXY protocol on: reads the header into `buf` (what follows it stays there)
@@ -523,7 +529,15 @@ impl Acceptor {
         let (request, accepted) =
             self.decide(request, |r| self.handshake.accept(r, Some(SystemTime::now()))).await?;
         let proxies = self.proxies.clone();
-        Ok(Upgrade { request, accepted, config: self.config.clone(), addrs: (None, None), proxies })
+        Ok(Upgrade {
+            request,
+            accepted,
+            config: self.config.clone(),
+            addrs: (None, None),
+            proxies,
+            proxied: None,
+            route: None,
+        })
     }
 
     /// The decision on a parsed request, shared by both paths: the asynchronous
@@ -580,6 +594,10 @@ pub struct Upgrade {
     /// Trusted proxies' forwarding headers apply here too (the PROXY protocol cannot: the
     /// HTTP server read the connection's first bytes).
     proxies: ProxySettings,
+    /// The PROXY protocol header's source and destination, when `serve` read one.
+    proxied: Option<(SocketAddr, SocketAddr)>,
+    /// The matched route, when `serve` routes.
+    route: Option<RouteMatch>,
 }
 
 impl Upgrade {
@@ -620,35 +638,32 @@ impl Upgrade {
     /// sending the 101. Its [`Driver`] must be polled: spawn it, or run it beside a handler
     /// with [`Driver::serve`].
     pub fn open<S: AsyncRead + AsyncWrite + Unpin>(self, io: S) -> (WebSocket<S>, Driver<S>) {
-        let proxy = (&self.proxies, None);
-        open_accepted(io, &self.request, self.accepted, &self.config, self.addrs, proxy, None, None)
+        self.open_with(io, None)
     }
-}
 
-/// Opens a server connection after its handshake, keeping what it established in its info.
-fn open_accepted<S: AsyncRead + AsyncWrite + Unpin>(
-    io: S,
-    request: &http::Request<()>,
-    accepted: ServerAccepted,
-    config: &Config,
-    (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
-    (proxies, proxied): (&ProxySettings, Option<(SocketAddr, SocketAddr)>),
-    shutdown: Option<Shutdown>,
-    route: Option<RouteMatch>,
-) -> (WebSocket<S>, Driver<S>) {
-    let mut info = ConnectionInfo::new(&accepted.extensions);
-    info.local_addr = local_addr;
-    info.remote_addr = remote_addr;
-    // The client's address: the PROXY header's source, or the peer, unless a trusted proxy's
-    // forwarding header names another.
-    let peer = proxied.map(|(source, _)| source).or(remote_addr).map(|a| a.ip());
-    info.client_addr = proxies.client_ip(request.headers(), peer).or(peer);
-    info.proxy_addrs = proxied.map(Box::new);
-    info.set_handshake(request, &accepted.response);
-    info.subprotocol = accepted.subprotocol;
-    info.route = route.map(Box::new);
-    let leftover = BytesMut::from(&accepted.leftover[..]);
-    open(io, Role::Server, accepted.extensions, leftover, config, info, shutdown)
+    /// Opens the connection, keeping what the handshake established in its info; a served
+    /// connection also closes with 1001 when its server shuts down.
+    fn open_with<S: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        io: S,
+        shutdown: Option<Shutdown>,
+    ) -> (WebSocket<S>, Driver<S>) {
+        let Self { request, accepted, config, addrs: (local_addr, remote_addr), proxies, proxied, route } =
+            self;
+        let mut info = ConnectionInfo::new(&accepted.extensions);
+        info.local_addr = local_addr;
+        info.remote_addr = remote_addr;
+        // The client's address: the PROXY header's source, or the peer, unless a trusted
+        // proxy's forwarding header names another.
+        let peer = proxied.map(|(source, _)| source).or(remote_addr).map(|a| a.ip());
+        info.client_addr = proxies.client_ip(request.headers(), peer).or(peer);
+        info.proxy_addrs = proxied.map(Box::new);
+        info.set_handshake(&request, &accepted.response);
+        info.subprotocol = accepted.subprotocol;
+        info.route = route.map(Box::new);
+        let leftover = BytesMut::from(&accepted.leftover[..]);
+        open(io, Role::Server, accepted.extensions, leftover, &config, info, shutdown)
+    }
 }
 
 /// A running server.
