@@ -100,7 +100,7 @@ pub(crate) async fn server_handshake(
 fn handshake_error(e: io::Error, peer: &str, client: bool) -> Error {
     let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
         let message = match e.kind() {
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => format!(
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset if client => format!(
                 "{peer} closed the connection during the TLS handshake (does it speak TLS on this \
                  port? for a plain server use ws://)"
             ),
