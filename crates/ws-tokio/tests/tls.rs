@@ -247,3 +247,19 @@ async fn trusted_from_env_child() {
     assert_eq!(ws.recv().await.unwrap(), Message::text("trusted from the environment"));
     ws.close(CloseCode::NORMAL, "").await.unwrap();
 }
+
+/// The PROXY protocol header precedes the ClientHello in plain text; reading it before TLS is
+/// not done yet, so the combination is refused when the server is built rather than failing
+/// every connection.
+#[tokio::test]
+async fn proxy_protocol_with_tls_is_refused_at_build() {
+    let pki = TestPki::new(&["localhost"]);
+    let error = ServerBuilder::new()
+        .tls_pem(pki.cert_file(), pki.key_file())
+        .unwrap()
+        .proxy_protocol(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("proxy_protocol together with tls"), "{error}");
+}
