@@ -1,6 +1,8 @@
 //! Sends each line of stdin as a text message and prints the replies.
 //!
-//! `cargo run --release --example client -- ws://127.0.0.1:8765`
+//! `cargo run --release --example client -- ws://127.0.0.1:8765`, or a `wss://` URI: its server
+//! certificate is checked against the platform's roots, or those of `SSL_CERT_FILE` /
+//! `SSL_CERT_DIR` when set (e.g. the CA the `tls_server` example writes).
 //!
 //! Like Python's `connect`, it goes through the proxy the environment names
 //! (`http_proxy=http://user:pw@proxy:3128`, `all_proxy=socks5h://proxy:1080`, `no_proxy`...)

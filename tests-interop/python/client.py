@@ -10,6 +10,7 @@ Prints one JSON line and exits 1 on any mismatch (2 on connection failure).
 import argparse
 import asyncio
 import json
+import ssl
 import sys
 import time
 
@@ -44,8 +45,10 @@ async def run(a, summary):
         if not cond:
             failures.append(what)
 
+    # wss://: trust only the CA given (OpenSSL checks the certificate and the host name).
+    tls = {"ssl": ssl.create_default_context(cafile=a.cafile)} if a.cafile else {}
     async with connect(a.uri, max_size=64 << 20, open_timeout=10, close_timeout=10,
-                       **build_kwargs(a)) as ws:
+                       **build_kwargs(a), **tls) as ws:
         ext = ws.response.headers.get("Sec-WebSocket-Extensions")
         summary["extensions"] = ext
         problems = check_negotiated(ext, a)
@@ -92,6 +95,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("uri")
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--cafile", help="for wss://: the CA (PEM) that signed the server's certificate")
     add_deflate_args(p)
     a = p.parse_args()
     summary = {"peer": "python-websockets-client", "uri": a.uri,

@@ -9,6 +9,7 @@ connection with the close code/reason it received from the client.
 import argparse
 import asyncio
 import json
+import ssl
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -55,9 +56,16 @@ async def main():
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--certfile", help="serve wss://: the certificate chain (PEM)")
+    p.add_argument("--keyfile", help="with --certfile: its private key (PEM)")
     add_deflate_args(p)
     a = p.parse_args()
-    async with serve(echo, a.host, a.port, max_size=64 << 20, **build_kwargs(a)) as server:
+    tls = {}
+    if a.certfile:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(a.certfile, a.keyfile)
+        tls = {"ssl": context}
+    async with serve(echo, a.host, a.port, max_size=64 << 20, **build_kwargs(a), **tls) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         emit({"event": "listening", "peer": "python-websockets-server", "port": port})
         await server.serve_forever()

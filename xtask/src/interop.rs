@@ -1,7 +1,8 @@
 //! `cargo xtask interop`: our examples against Python `websockets` 17 and Node `ws` 8,
 //! over a permessage-deflate parameter matrix, headless Chromium's own WebSocket client
 //! against our `echo_server`, and connection-lifecycle scenarios (keepalive, closing)
-//! against our `push_server` and `echo_server`.
+//! against our `push_server` and `echo_server`, and `wss://` both ways between Python
+//! `websockets` (OpenSSL) and us (rustls: our `tls_server` and `interop_client`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,9 @@ WARNING, or fail with WS_CI_REQUIRE_BROWSER=1.
 Last, the lifecycle runs (`lifecycle: …`, tests-interop/{python,node}/lifecycle.*): pings,
 keepalive and the closing handshake against our `push_server` (a handler that never
 receives), and 200 send-then-close connections against our `echo_server`.
+Then TLS (`tls: …`): a CA and a localhost certificate are made for the run; Python's
+client (ssl.create_default_context(cafile=…)) runs against our `tls_server` (PEM files),
+and our `interop_client` (SSL_CERT_FILE=the CA) against Python's server over wss://.
 
   --peers-only    only Python <-> Node (proves the harness without Rust examples)
   --require-rust  fail if a Rust example is missing (default: skip it, with a warning)
@@ -154,6 +158,24 @@ impl Lifecycle {
     }
 }
 
+/// The TLS runs: Python `websockets` over OpenSSL and us over rustls, `wss://` both ways.
+#[derive(Clone, Copy)]
+enum TlsRun {
+    /// tests-interop/python/client.py with `--cafile` against our `tls_server` example.
+    PythonClient,
+    /// Our `interop_client` with `SSL_CERT_FILE` against tests-interop/python/server.py.
+    RustClient,
+}
+
+impl TlsRun {
+    fn name(self) -> &'static str {
+        match self {
+            Self::PythonClient => "tls: python-client -> rust-tls_server [wss]",
+            Self::RustClient => "tls: rust-client -> python-server [wss]",
+        }
+    }
+}
+
 struct Env {
     venv_python: PathBuf,
     node_path: PathBuf,
@@ -161,6 +183,7 @@ struct Env {
     echo_server: Option<PathBuf>,
     interop_client: Option<PathBuf>,
     push_server: Option<PathBuf>,
+    tls_server: Option<PathBuf>,
     /// The Chromium binary, once tests-interop/browser/setup.sh found or installed it.
     chromium: Option<PathBuf>,
 }
@@ -272,6 +295,7 @@ pub fn run(args: &[String]) -> Result {
         echo_server: None,
         interop_client: None,
         push_server: None,
+        tls_server: None,
         chromium: None,
     };
     util::fresh_dir(&env.dir)?;
@@ -279,7 +303,7 @@ pub fn run(args: &[String]) -> Result {
     let mut skipped = vec![];
     if !peers_only {
         let mut build = vec![];
-        for ex in ["echo_server", "interop_client", "push_server"] {
+        for ex in ["echo_server", "interop_client", "push_server", "tls_server"] {
             if meta.has_example(ex) {
                 build.push(ex);
             } else if require_rust {
@@ -298,6 +322,9 @@ pub fn run(args: &[String]) -> Result {
         }
         if build.contains(&"push_server") {
             env.push_server = Some(meta.example_bin("push_server"));
+        }
+        if build.contains(&"tls_server") {
+            env.tls_server = Some(meta.example_bin("tls_server"));
         }
         if !build.is_empty() {
             say(format!("interop: built {} ({})", build.join(", "), fmt_dur(t.elapsed())));
@@ -388,6 +415,24 @@ pub fn run(args: &[String]) -> Result {
         lifecycle_runs += 1;
     }
     let lifecycle_time = lifecycle_start.elapsed();
+
+    for run in [TlsRun::PythonClient, TlsRun::RustClient] {
+        let name = run.name();
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        // Missing examples were reported (or refused) above.
+        let ready = match run {
+            TlsRun::PythonClient => env.tls_server.is_some(),
+            TlsRun::RustClient => env.interop_client.is_some(),
+        };
+        if !ready {
+            continue;
+        }
+        let t = Instant::now();
+        let (ok, detail) = run_tls(&env, run).unwrap_or_else(|e| (false, e));
+        outcomes.push(Outcome { name: name.to_owned(), ok, detail, elapsed: t.elapsed() });
+    }
 
     say("");
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| !o.ok).collect();
@@ -610,6 +655,79 @@ fn run_lifecycle(env: &Env, lc: &Lifecycle, server_bin: &Path) -> (bool, String)
     }
     srv.kill();
     (ok, detail)
+}
+
+/// A CA and a certificate for localhost and 127.0.0.1 signed by it, as PEM files in `dir`:
+/// `(ca.pem, cert.pem, key.pem)`.
+fn make_certificates(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let e = |e: rcgen::Error| format!("making the test certificates: {e}");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name.push(DnType::CommonName, "ws interop test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(e)?).map_err(e)?;
+    let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).map_err(e)?;
+    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    // OpenSSL's strict mode (Python 3.13's default context) wants it on CA-signed certificates.
+    leaf.use_authority_key_identifier_extension = true;
+    let key = KeyPair::generate().map_err(e)?;
+    let cert = leaf.signed_by(&key, &ca).map_err(e)?;
+    let paths = (dir.join("tls-ca.pem"), dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
+    let write =
+        |path: &Path, text: String| fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()));
+    write(&paths.0, ca.pem())?;
+    write(&paths.1, cert.pem())?;
+    write(&paths.2, key.serialize_pem())?;
+    Ok(paths)
+}
+
+/// One TLS run against a fresh server on a free port, with certificates made for it.
+fn run_tls(env: &Env, run: TlsRun) -> Result<(bool, String)> {
+    let (ca, cert, key) = make_certificates(&env.dir)?;
+    let port = util::free_port()?;
+    let uri = format!("wss://localhost:{port}/");
+    let (mut server, mut client, tag) = match run {
+        TlsRun::PythonClient => {
+            let mut server = Command::new(env.tls_server.as_ref().expect("checked"));
+            server.arg(format!("127.0.0.1:{port}")).arg("--cert").arg(&cert).arg("--key").arg(&key);
+            let mut client = Command::new(&env.venv_python);
+            client.arg(Env::peer_dir().join("python/client.py")).arg(&uri).arg("--cafile").arg(&ca);
+            (server, client, "tls-python-client-rust-server")
+        }
+        TlsRun::RustClient => {
+            let mut server = Command::new(&env.venv_python);
+            server.arg(Env::peer_dir().join("python/server.py")).args(["--port", &port.to_string()]);
+            server.arg("--certfile").arg(&cert).arg("--keyfile").arg(&key);
+            let mut client = Command::new(env.interop_client.as_ref().expect("checked"));
+            // Our client's default trust: the platform's roots, or SSL_CERT_FILE when set.
+            client.arg(&uri).env("SSL_CERT_FILE", &ca).env_remove("SSL_CERT_DIR");
+            (server, client, "tls-rust-client-python-server")
+        }
+    };
+    server.current_dir(util::root());
+    client.current_dir(util::root());
+    let slog = env.dir.join(format!("{tag}-server.log"));
+    let mut srv = Spawned::spawn(&format!("{tag}-server"), &mut server, &slog)?;
+    util::wait_port(port, &mut srv, Duration::from_secs(30))?;
+    let clog = env.dir.join(format!("{tag}-client.log"));
+    let outcome =
+        match run_summary_client(&format!("{tag}-client"), &mut client, &clog, Duration::from_secs(60)) {
+            Ok(v) => {
+                let ext = v["extensions"].as_str().filter(|e| !e.is_empty()).unwrap_or("-").to_owned();
+                match run {
+                    // The peer server must have seen our close code.
+                    TlsRun::RustClient => check_server_saw_close(&slog, 1)
+                        .map_or_else(|e| (false, e), |()| (true, format!("ext: {ext}"))),
+                    TlsRun::PythonClient => (true, format!("ext: {ext}")),
+                }
+            }
+            Err(e) => (false, e),
+        };
+    srv.kill();
+    Ok(outcome)
 }
 
 fn check_server_saw_close(log: &Path, nth: usize) -> Result {

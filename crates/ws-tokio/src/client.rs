@@ -8,7 +8,7 @@ use http::{HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use ws_extensions::ClientExtensionFactory;
-use ws_handshake::{ClientConfig, ClientError, ClientHandshake};
+use ws_handshake::{ClientConfig, ClientError, ClientHandshake, Target};
 use ws_proto::Role;
 
 use crate::config::{Compression, Config, config_setters, with_timeout};
@@ -20,10 +20,12 @@ use crate::redirect::{self, DEFAULT_MAX_REDIRECTS};
 use crate::socket::WebSocket;
 use crate::transport::Transport;
 
-/// Connects to a `ws://` URI with the default settings: permessage-deflate offered, 10 s open
-/// timeout, keepalive pings every 20 s, 1 MiB message limit, through the proxy the environment
-/// names (`https_proxy`, `http_proxy`... see [`ClientBuilder::proxy`]), following up to 10
-/// redirects (see [`ClientBuilder::max_redirects`]). The connection's [`Driver`] runs
+/// Connects to a `ws://` or `wss://` URI with the default settings: permessage-deflate
+/// offered, 10 s open timeout, keepalive pings every 20 s, 1 MiB message limit, through the
+/// proxy the environment names (`https_proxy`, `http_proxy`... see [`ClientBuilder::proxy`]),
+/// following up to 10 redirects (see [`ClientBuilder::max_redirects`]). `wss://` trusts the
+/// platform's root certificates, or those of `SSL_CERT_FILE` / `SSL_CERT_DIR` when either is
+/// set (as curl and Python do); see [`ClientBuilder::tls_config`] for others. The connection's [`Driver`] runs
 /// on a spawned task (as Python's connection runs on its event loop): pings are answered and
 /// keepalive runs whether or not the application reads.
 ///
@@ -65,6 +67,8 @@ pub struct ClientBuilder {
     compression: Option<Compression>,
     proxy: ProxySetting,
     max_redirects: usize,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for ClientBuilder {
@@ -75,6 +79,8 @@ impl Default for ClientBuilder {
             compression: Some(Compression::default()),
             proxy: ProxySetting::Env,
             max_redirects: DEFAULT_MAX_REDIRECTS,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -167,6 +173,36 @@ impl ClientBuilder {
         self
     }
 
+    /// The TLS configuration for `wss://` URIs, instead of the default one (the platform's
+    /// roots, or `SSL_CERT_FILE` / `SSL_CERT_DIR`): to trust your own CA, present a client
+    /// certificate, or pin TLS versions. It is used as given: set its `alpn_protocols` to
+    /// `http/1.1` if the server also speaks HTTP/2 (the default configuration does).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use ws_tokio::rustls;
+    ///
+    /// # async fn demo(ca_pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    /// use rustls::pki_types::{CertificateDer, pem::PemObject};
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(CertificateDer::from_pem_slice(ca_pem)?)?;
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let config = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let ws = ws_tokio::ClientBuilder::new()
+    ///     .tls_config(Arc::new(config))
+    ///     .connect("wss://localhost:8765")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     fn handshake_config(&self) -> ClientConfig {
         let mut config = self.handshake.clone();
         let has_deflate = config.extensions.iter().any(|f| f.name() == "permessage-deflate");
@@ -181,8 +217,9 @@ impl ClientBuilder {
     }
 
     /// Opens a TCP connection to the URI's host (directly or through the [`proxy`](Self::proxy)),
-    /// runs the opening handshake over it, following [redirects](Self::max_redirects), and
-    /// spawns the connection's [`Driver`]. `open_timeout` covers all of it.
+    /// with TLS for `wss://`, runs the opening handshake over it, following
+    /// [redirects](Self::max_redirects), and spawns the connection's [`Driver`]. `open_timeout`
+    /// covers all of it, TLS included.
     pub async fn connect(self, uri: &str) -> Result<WebSocket> {
         let (ws, driver) = with_timeout(self.config.open_timeout, self.follow_redirects(uri)).await?;
         spawn(driver);
@@ -220,22 +257,39 @@ impl ClientBuilder {
         }
     }
 
-    /// One attempt: open TCP (direct or via proxy), then the WebSocket handshake.
+    /// One attempt: open TCP (direct or via proxy), then TLS for `wss://`, then the WebSocket
+    /// handshake.
     async fn connect_once(&self, uri: &str) -> Result<(WebSocket, Driver)> {
         let config = Arc::new(self.handshake_config());
         let handshake = ClientHandshake::new(uri, config).map_err(Error::Handshake)?;
         let target = handshake.target().clone();
+        #[cfg(not(feature = "tls"))]
         if target.secure {
             return Err(Error::InvalidUri(
-                "wss:// needs TLS: open the TLS stream yourself and use ClientBuilder::connect_with".into(),
+                "wss:// needs ws-tokio's `tls` feature (or open the TLS stream yourself and use \
+                 ClientBuilder::connect_with)"
+                    .into(),
             ));
         }
         let user_agent = self.handshake.user_agent.as_deref();
         let tcp = proxy::open(&self.proxy, &target.host, target.port, target.secure, user_agent).await?;
-        let stream = Transport::Tcp(tcp);
-        stream.set_nodelay();
+        let _ = tcp.set_nodelay(true);
+        let stream = self.secure(tcp, &target).await?;
         let addrs = (stream.local_addr(), stream.peer_addr());
         self.run_handshake(stream, handshake, addrs).await
+    }
+
+    /// The step between opening the connection and the WebSocket handshake: a `wss://` target
+    /// gets TLS on `tcp` (a direct connection, or a tunnel through a proxy), checked against
+    /// the URI's host name; a `ws://` target is used as is.
+    async fn secure(&self, tcp: TcpStream, target: &Target) -> Result<Transport> {
+        #[cfg(feature = "tls")]
+        if target.secure {
+            let stream = crate::tls::client_handshake(tcp, &target.host, self.tls.as_ref()).await?;
+            return Ok(Transport::Tls(Box::new(stream)));
+        }
+        let _ = target;
+        Ok(Transport::Tcp(tcp))
     }
 
     /// Connects to the Unix socket at `path` and runs the opening handshake for `uri` over it

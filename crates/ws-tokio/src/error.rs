@@ -94,6 +94,15 @@ pub enum Error {
         /// The limit ([`ClientBuilder::max_redirects`](crate::ClientBuilder::max_redirects)).
         limit: usize,
     },
+    /// TLS failed: the handshake (a certificate not trusted or not valid for the host name,
+    /// the peer hung up or refused) or its setup (no trust roots could be loaded).
+    Tls {
+        /// What happened and what to try, e.g. "certificate not trusted (unknown issuer) for
+        /// localhost: set SSL_CERT_FILE to its CA, or use ClientBuilder::tls_config".
+        message: String,
+        /// The TLS library's error (a `rustls::Error`), or the I/O error that ended the handshake.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl Error {
@@ -132,6 +141,7 @@ impl fmt::Display for Error {
                 f,
                 "more than {limit} redirects, the last to {uri}: a redirect loop? fix the server, or raise ClientBuilder::max_redirects"
             ),
+            Self::Tls { message, .. } => write!(f, "TLS: {message}"),
         }
     }
 }
@@ -145,6 +155,7 @@ impl std::error::Error for Error {
             // The proxy error's message is this one's: skip to its cause.
             Self::Proxy(e) => std::error::Error::source(e),
             Self::Io(e) | Self::Resolve { source: e, .. } | Self::Connect { source: e, .. } => Some(e),
+            Self::Tls { source, .. } => Some(&**source),
             _ => None,
         }
     }

@@ -69,6 +69,8 @@ mod router;
 mod server;
 mod socket;
 mod split;
+#[cfg(feature = "tls")]
+mod tls;
 mod transport;
 
 pub use broadcast::{BroadcastConfig, Broadcaster, Delivery, Joinable, Member, Room, WhenFull};
@@ -85,12 +87,19 @@ pub use ipnet::IpNet;
 pub use proxy::ProxyError;
 pub use reconnect::{Backoff, Reconnect, is_transient};
 pub use router::{Params, Router, route};
+/// The `rustls` crate (the `tls` feature), whose configurations [`ClientBuilder::tls_config`]
+/// and [`ServerBuilder::tls`] take.
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use server::{
     Acceptor, HandlerResult, ProcessRequestFuture, ProcessResponseFuture, Server, ServerBuilder, Upgrade,
     serve,
 };
 pub use socket::{PongWaiter, Recv, SendMessage, WebSocket};
 pub use split::{ReadHalf, WriteHalf};
+/// The `tokio-rustls` crate (the `tls` feature), whose stream [`Transport::Tls`] holds.
+#[cfg(feature = "tls")]
+pub use tokio_rustls;
 pub use transport::{Listener, Transport};
 pub use ws_deflate::Memory;
 pub use ws_deflate::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};

@@ -74,6 +74,8 @@ pub struct ServerBuilder {
     /// The path patterns of a [`Router`](crate::Router) (see `with_router`).
     pub(crate) routes: Option<Arc<Routes>>,
     proxies: ProxySettings,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The future an asynchronous `process_response` hook returns: `Ok` with the 101 to send
@@ -116,6 +118,8 @@ impl Default for ServerBuilder {
             process_response_async: None,
             routes: None,
             proxies: ProxySettings::default(),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -274,6 +278,62 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves TLS (`wss://`) with this rustls configuration: every TCP connection gets the TLS
+    /// handshake first, within `open_timeout`, in its own task (a slow client never holds up
+    /// the accept loop); graceful shutdown and the connection count work as over plain TCP.
+    /// Unix socket connections are served as they are. Set the configuration's
+    /// `alpn_protocols` to `http/1.1` if clients might otherwise pick HTTP/2 ([`tls_pem`](Self::tls_pem) does).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use ws_tokio::rustls;
+    ///
+    /// # async fn demo(
+    /// #     chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// #     key: rustls::pki_types::PrivateKeyDer<'static>,
+    /// # ) -> Result<(), Box<dyn std::error::Error>> {
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_no_client_auth()
+    ///     .with_single_cert(chain, key)?;
+    /// config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    /// let server = ws_tokio::ServerBuilder::new()
+    ///     .tls(Arc::new(config))
+    ///     .serve(|_ws| async {}, "0.0.0.0:8443")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Serves TLS with the certificate chain (PEM, leaf first) and private key (PEM: PKCS#8,
+    /// PKCS#1 or SEC1) in these files, e.g. Let's Encrypt's `fullchain.pem` and `privkey.pem`:
+    /// no client authentication, ALPN `http/1.1`, rustls' safe defaults otherwise (see
+    /// [`tls`](Self::tls)). Fails, naming the file, when one cannot be read, holds no
+    /// certificate or key, or the key does not match.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> std::io::Result<()> {
+    /// let server = ws_tokio::ServerBuilder::new()
+    ///     .tls_pem("fullchain.pem", "privkey.pem")?
+    ///     .serve(|_ws| async {}, "0.0.0.0:8443")
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls_pem(
+        self,
+        cert_chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> io::Result<Self> {
+        let config = crate::tls::server_config_from_pem(cert_chain.as_ref(), key.as_ref())?;
+        Ok(self.tls(config))
+    }
+
     /// The handshake configuration this builder produces.
     fn handshake_config(&self) -> ServerConfig {
         let mut config = self.handshake.clone();
@@ -294,6 +354,14 @@ impl ServerBuilder {
     pub fn build(&self) -> io::Result<Acceptor> {
         let config = self.handshake_config();
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() && self.proxies.proxy_protocol {
+            // The PROXY header comes before the ClientHello, in plain text: not done yet.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "proxy_protocol together with tls is not supported yet: terminate TLS at the proxy",
+            ));
+        }
         Ok(Acceptor {
             handshake: Arc::new(config),
             config: self.config.clone(),
@@ -301,6 +369,8 @@ impl ServerBuilder {
             process_response_async: self.process_response_async.clone(),
             routes: self.routes.clone(),
             proxies: self.proxies.clone(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
         })
     }
 
@@ -365,7 +435,7 @@ impl ServerBuilder {
                     // state too, but the timeout around it still costs about 490 bytes inline.
                     let connection = async move {
                         stream.set_nodelay();
-                        match Box::pin(acceptor.accept_transport(stream, shutdown)).await {
+                        match Box::pin(acceptor.accept_transport(stream, Some(shutdown))).await {
                             Ok((ws, driver)) => serve_connection(ws, driver, &*handler).await,
                             Err(e) => {
                                 crate::metrics::handshake_failed(&e);
@@ -393,6 +463,8 @@ pub struct Acceptor {
     process_response_async: Option<AsyncProcessResponse>,
     routes: Option<Arc<Routes>>,
     proxies: ProxySettings,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Acceptor {
@@ -417,14 +489,49 @@ impl Acceptor {
         with_timeout(self.config.open_timeout, self.handshake(stream, (None, None), None)).await
     }
 
-    /// A connection the server accepted: the handshake, within `open_timeout`.
+    /// Serves a TCP connection accepted elsewhere as the server would: TLS first if the
+    /// builder has a TLS configuration ([`ServerBuilder::tls`]), then the opening handshake,
+    /// all within `open_timeout`; the connection's driver then runs on a spawned task.
+    ///
+    /// ```no_run
+    /// # async fn demo(listener: tokio::net::TcpListener) -> Result<(), Box<dyn std::error::Error>> {
+    /// let acceptor = ws_tokio::ServerBuilder::new().tls_pem("fullchain.pem", "privkey.pem")?.build()?;
+    /// let (tcp, _) = listener.accept().await?;
+    /// let mut ws = acceptor.accept_tcp(tcp).await?;
+    /// ws.send("hello over TLS").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn accept_tcp(&self, stream: tokio::net::TcpStream) -> Result<WebSocket<Transport>> {
+        let stream = Transport::Tcp(stream);
+        stream.set_nodelay();
+        let (ws, driver) = self.accept_transport(stream, None).await?;
+        spawn(driver);
+        Ok(ws)
+    }
+
+    /// A connection the server accepted: TLS if configured, then the handshake, within
+    /// `open_timeout`.
     async fn accept_transport(
         &self,
         stream: Transport,
-        shutdown: ShutdownSignal,
+        shutdown: Option<ShutdownSignal>,
     ) -> Result<(WebSocket<Transport>, Driver<Transport>)> {
         let addrs = (stream.local_addr(), stream.peer_addr());
-        with_timeout(self.config.open_timeout, self.handshake(stream, addrs, Some(shutdown))).await
+        let open = async {
+            let stream = self.secure(stream).await?;
+            self.handshake(stream, addrs, shutdown).await
+        };
+        with_timeout(self.config.open_timeout, open).await
+    }
+
+    /// The TLS handshake on a TCP connection, when the server has a TLS configuration.
+    async fn secure(&self, stream: Transport) -> Result<Transport> {
+        #[cfg(feature = "tls")]
+        if let (Transport::Tcp(_), Some(config)) = (&stream, &self.tls) {
+            let Transport::Tcp(tcp) = stream else { unreachable!("a TCP stream") };
+            return Ok(Transport::Tls(Box::new(crate::tls::server_handshake(tcp, config).await?)));
+        }
+        Ok(stream)
     }
 
     async fn handshake<S>(

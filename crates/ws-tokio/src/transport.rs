@@ -1,5 +1,5 @@
 //! The transports `connect` and `serve` open and accept: one type for TCP and Unix sockets
-//! (and TLS over TCP), so that every transport goes through one accept path and one
+//! and TLS over TCP, so that every transport goes through one accept path and one
 //! `WebSocket` type.
 
 use std::io::{self, IoSlice};
@@ -22,30 +22,37 @@ pub enum Transport {
     /// A Unix domain socket.
     #[cfg(unix)]
     Unix(UnixStream),
+    /// TLS over TCP (`wss://`, or a server given a TLS configuration): the client or the
+    /// server side of rustls' stream (boxed: its buffers would make every transport large).
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
 }
 
 impl Transport {
-    /// The local address, for TCP.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
+    /// The TCP stream underneath (plain or under TLS).
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Self::Tcp(s) => s.local_addr().ok(),
+            Self::Tcp(s) => Some(s),
             #[cfg(unix)]
             Self::Unix(_) => None,
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => Some(s.get_ref().0),
         }
     }
 
-    /// The peer's address, for TCP.
+    /// The local address, for TCP (plain or under TLS).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.tcp().and_then(|s| s.local_addr().ok())
+    }
+
+    /// The peer's address, for TCP (plain or under TLS).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        match self {
-            Self::Tcp(s) => s.peer_addr().ok(),
-            #[cfg(unix)]
-            Self::Unix(_) => None,
-        }
+        self.tcp().and_then(|s| s.peer_addr().ok())
     }
 
     /// Small frames go out at once (no Nagle delay); a no-op where there is no such thing.
     pub(crate) fn set_nodelay(&self) {
-        if let Self::Tcp(s) = self {
+        if let Some(s) = self.tcp() {
             let _ = s.set_nodelay(true);
         }
     }
@@ -64,6 +71,13 @@ impl From<UnixStream> for Transport {
     }
 }
 
+#[cfg(feature = "tls")]
+impl From<tokio_rustls::TlsStream<TcpStream>> for Transport {
+    fn from(stream: tokio_rustls::TlsStream<TcpStream>) -> Self {
+        Self::Tls(Box::new(stream))
+    }
+}
+
 /// Forwards a call to whichever stream the transport holds.
 macro_rules! each {
     ($self:ident, $s:ident => $call:expr) => {
@@ -71,6 +85,8 @@ macro_rules! each {
             Transport::Tcp($s) => $call,
             #[cfg(unix)]
             Transport::Unix($s) => $call,
+            #[cfg(feature = "tls")]
+            Transport::Tls($s) => $call,
         }
     };
 }
@@ -99,6 +115,8 @@ impl AsyncWrite for Transport {
             Self::Tcp(s) => s.is_write_vectored(),
             #[cfg(unix)]
             Self::Unix(s) => s.is_write_vectored(),
+            #[cfg(feature = "tls")]
+            Self::Tls(s) => s.is_write_vectored(),
         }
     }
 

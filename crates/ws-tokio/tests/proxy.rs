@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use ws_tokio::{ClientBuilder, Error, Message, ProxyError, Server};
 
+#[cfg(feature = "tls")]
+mod tls_common;
+
 /// A proxy process, killed when dropped.
 struct Proxy {
     child: Child,
@@ -297,4 +300,53 @@ async fn an_http_client_at_a_socks_proxy() {
     }
     // (socks5h:// to tinyproxy cannot be tested the same way: tinyproxy waits for a request
     // line that the SOCKS greeting never ends, so the client sees its open_timeout.)
+}
+
+/// `wss://` through both kinds of proxy: TLS runs end to end inside the tunnel (the proxy
+/// relays ciphertext) and the certificate is checked against the URI's host, not the proxy's.
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn wss_through_http_connect_and_socks5_proxies() {
+    let pki = tls_common::TestPki::new(&["localhost"]);
+    // Bound where "localhost" resolves first, which is where the proxies connect.
+    let server = ws_tokio::ServerBuilder::new()
+        .tls_pem(pki.cert_file(), pki.key_file())
+        .unwrap()
+        .serve(
+            |mut ws| async move {
+                while let Ok(message) = ws.recv().await {
+                    let _ = ws.send(message).await;
+                }
+            },
+            "localhost:0",
+        )
+        .await
+        .unwrap();
+    let port = server.local_addr().unwrap().port();
+    let Some(http) = tinyproxy(port, None).await else { return };
+    let Some(socks) = microsocks(None).await else { return };
+    let uri = format!("wss://localhost:{port}/");
+    for proxy_url in
+        [format!("http://127.0.0.1:{}", http.port), format!("socks5h://127.0.0.1:{}", socks.port)]
+    {
+        let mut ws = ClientBuilder::new()
+            .proxy(Some(&proxy_url))
+            .tls_config(pki.client_config())
+            .connect(&uri)
+            .await
+            .unwrap_or_else(|e| panic!("{proxy_url}: {e}"));
+        ws.send("TLS in the tunnel").await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("TLS in the tunnel"));
+        ws.close(ws_tokio::CloseCode::NORMAL, "").await.unwrap();
+    }
+    // The certificate is still checked through the tunnel: a client trusting another CA refuses it.
+    let other = tls_common::TestPki::new(&["localhost"]);
+    let e = ClientBuilder::new()
+        .proxy(Some(&format!("socks5h://127.0.0.1:{}", socks.port)))
+        .tls_config(other.client_config())
+        .connect(&uri)
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::Tls { message, .. } if message.contains("unknown issuer")), "{e:?}");
+    server.shutdown(Duration::from_secs(1)).await;
 }
