@@ -146,7 +146,6 @@ async fn slow_readers_are_bounded_and_dropped_by_keepalive() {
                 }
                 return;
             }
-            let started = Instant::now();
             let chunk = Bytes::from(vec![0u8; CHUNK]);
             let mut sent = 0usize;
             let error = loop {
@@ -155,12 +154,13 @@ async fn slow_readers_are_bounded_and_dropped_by_keepalive() {
                 }
                 sent += 1;
             };
-            let _ = tx.send((sent, error, started.elapsed()));
+            let _ = tx.send((sent, error));
         }
     })
     .await;
 
     let before = rss();
+    let opened = Instant::now();
     let mut slow = Vec::new();
     for _ in 0..SLOW {
         let mut stream = tiny_buffer_client(addr).await;
@@ -189,14 +189,15 @@ async fn slow_readers_are_bounded_and_dropped_by_keepalive() {
     // Every slow reader is dropped by keepalive.
     let deadline = interval + timeout + close + Duration::from_secs(3);
     for _ in 0..SLOW {
-        let (sent, error, elapsed) = tokio::time::timeout(deadline, rx.recv())
+        let (sent, error) = tokio::time::timeout(deadline, rx.recv())
             .await
             .expect("a slow reader was not dropped: keepalive did not fire while output was blocked")
             .unwrap();
         assert!(matches!(error, Error::Timeout(_)), "{error:?}");
         assert!(sent < 200, "{sent} messages of 64 KiB went out to a client that never reads");
-        // Keepalive counts from the opening handshake, a little before the handler's clock.
-        assert!(elapsed + Duration::from_millis(50) >= interval + timeout, "{elapsed:?}");
+        // Not early: keepalive counts from each opening handshake, all after `opened` (the
+        // handler's own clock starts later still, by however long a loaded machine takes).
+        assert!(opened.elapsed() >= interval + timeout, "{:?}", opened.elapsed());
     }
     println!("slow readers: all {SLOW} dropped by keepalive within {deadline:?}");
     drop(slow);
