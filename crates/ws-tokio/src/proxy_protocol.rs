@@ -6,8 +6,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use bytes::{Buf, BytesMut};
-use ppp::{HeaderResult, PartialResult, v1, v2};
+use bytes::BytesMut;
+use ppp::{HeaderResult, v1, v2};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// The longest version 1 header, CRLF included (the specification's bound).
@@ -52,39 +52,57 @@ fn bound(buf: &[u8]) -> usize {
     }
 }
 
-/// Reads a PROXY header (either version) from `stream` into `buf`, then takes it out of `buf`:
-/// what followed it (the HTTP request) stays there. Reads at most the header's bound plus what
-/// one read brings with it; fails with `InvalidData` on anything but a valid header.
-pub(crate) async fn read_proxy_header<S>(stream: &mut S, buf: &mut BytesMut) -> io::Result<Option<ProxyAddrs>>
+/// The shortest version 1 header, `PROXY UNKNOWN\r\n`.
+const V1_MIN: usize = 15;
+const V1_PREFIX: &[u8] = b"PROXY ";
+
+/// Reads a PROXY header (either version) from `stream`, and not a byte more: what follows it
+/// (a TLS handshake, or the HTTP request) stays in the transport for whoever reads next. A
+/// version 2 header takes two reads; a version 1 line, read a byte at a time past its shortest
+/// form, a few dozen (once per connection). Fails with `InvalidData` on anything but a valid
+/// header.
+pub(crate) async fn read_proxy_header<S>(stream: &mut S) -> io::Result<Option<ProxyAddrs>>
 where
     S: AsyncRead + Unpin,
 {
+    let mut buf = BytesMut::with_capacity(V1_MAX);
     loop {
-        if !buf.is_empty() {
-            let parsed = HeaderResult::parse(buf);
-            if parsed.is_complete() {
-                let (len, addrs) = match parsed {
-                    HeaderResult::V1(Ok(header)) => (header.header.len(), v1_addrs(&header.addresses)),
-                    HeaderResult::V2(Ok(header)) => (header.len(), v2_addrs(&header)),
-                    HeaderResult::V1(Err(e)) => return Err(invalid(e)),
-                    HeaderResult::V2(Err(e)) => return Err(invalid(e)),
-                };
-                buf.advance(len);
-                return Ok(addrs);
-            }
-            let bound = bound(buf);
-            if buf.len() >= bound {
-                // `ppp` refuses an overlong header itself; this bounds it whatever it does.
-                return Err(invalid("too long"));
-            }
-            if bound == V1_MAX && buf.contains(&b'\n') {
-                // A version 1 line that ended short of its fields (`PROXY TCP4\r\n`): more
-                // bytes would not complete it.
-                return Err(invalid("truncated version 1 line"));
+        let bound = bound(&buf);
+        if bound == V1_MAX && !buf.is_empty() {
+            let start = &buf[..buf.len().min(V1_PREFIX.len())];
+            if !V1_PREFIX.starts_with(start) {
+                return Err(invalid("neither version 1 nor version 2"));
             }
         }
-        buf.reserve(bound(buf).saturating_sub(buf.len()).max(256));
-        if stream.read_buf(buf).await? == 0 {
+        // Only a whole candidate is parsed (a version 1 line through its LF, a version 2
+        // header to its length): `ppp` takes some prefixes of a valid line for invalid ones.
+        let whole = match bound {
+            V1_MAX => buf.ends_with(b"\n"),
+            bound => buf.len() == bound && buf.len() >= V2_FIXED,
+        };
+        if whole {
+            return match HeaderResult::parse(&buf) {
+                HeaderResult::V1(Ok(header)) if header.header.len() == buf.len() => {
+                    Ok(v1_addrs(&header.addresses))
+                }
+                HeaderResult::V2(Ok(header)) if header.len() == buf.len() => Ok(v2_addrs(&header)),
+                HeaderResult::V1(Err(e)) => Err(invalid(e)),
+                HeaderResult::V2(Err(e)) => Err(invalid(e)),
+                _ => Err(invalid("malformed")),
+            };
+        }
+        if buf.len() >= bound {
+            return Err(invalid("too long"));
+        }
+        // As much as the header surely still has, no more.
+        let need = match bound {
+            _ if buf.is_empty() => 1,
+            V1_MAX if buf.len() < V1_MIN => V1_MIN - buf.len(),
+            V1_MAX => 1,
+            bound => bound - buf.len(),
+        };
+        buf.reserve(need);
+        if (&mut *stream).take(need as u64).read_buf(&mut buf).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
@@ -126,11 +144,11 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// The header read from `input`, and what is left of the input (never read).
     async fn read(input: &[u8]) -> (io::Result<Option<ProxyAddrs>>, BytesMut) {
         let mut stream = input;
-        let mut buf = BytesMut::new();
-        let result = read_proxy_header(&mut stream, &mut buf).await;
-        (result, buf)
+        let result = read_proxy_header(&mut stream).await;
+        (result, BytesMut::from(stream))
     }
 
     fn v2(command: u8, family: u8, body: &[u8]) -> Vec<u8> {

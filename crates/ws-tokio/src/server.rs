@@ -225,7 +225,7 @@ impl ServerBuilder {
     }
 
     /// Reads a PROXY protocol header (HAProxy's, version 1 or 2, whichever comes) at the start
-    /// of every connection, before the HTTP request and within `open_timeout`: its source
+    /// of every connection, before TLS and the HTTP request, within `open_timeout`: its source
     /// address becomes the connection's [`client_addr`](ConnectionInfo::client_addr) (also
     /// [`proxy_source`](ConnectionInfo::proxy_source)). A connection without a valid header
     /// is dropped, with a warning in the log. Off by default.
@@ -354,14 +354,6 @@ impl ServerBuilder {
     pub fn build(&self) -> io::Result<Acceptor> {
         let config = self.handshake_config();
         config.validate().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() && self.proxies.proxy_protocol {
-            // The PROXY header comes before the ClientHello, in plain text: not done yet.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "proxy_protocol together with tls is not supported yet: terminate TLS at the proxy",
-            ));
-        }
         Ok(Acceptor {
             handshake: Arc::new(config),
             config: self.config.clone(),
@@ -486,7 +478,12 @@ impl Acceptor {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        with_timeout(self.config.open_timeout, self.handshake(stream, (None, None), None)).await
+        let open = async {
+            let mut stream = stream;
+            let proxied = self.read_proxy_header(&mut stream).await?;
+            self.handshake(stream, (None, None), proxied, None).await
+        };
+        with_timeout(self.config.open_timeout, open).await
     }
 
     /// Serves a TCP connection accepted elsewhere as the server would: TLS first if the
@@ -518,8 +515,11 @@ impl Acceptor {
     ) -> Result<(WebSocket<Transport>, Driver<Transport>)> {
         let addrs = (stream.local_addr(), stream.peer_addr());
         let open = async {
+            let mut stream = stream;
+            // The PROXY header comes first, in the clear, before any TLS.
+            let proxied = self.read_proxy_header(&mut stream).await?;
             let stream = self.secure(stream).await?;
-            self.handshake(stream, addrs, shutdown).await
+            self.handshake(stream, addrs, proxied, shutdown).await
         };
         with_timeout(self.config.open_timeout, open).await
     }
@@ -538,6 +538,7 @@ impl Acceptor {
         &self,
         mut stream: S,
         (local_addr, remote_addr): (Option<SocketAddr>, Option<SocketAddr>),
+        proxied: Option<(SocketAddr, SocketAddr)>,
         shutdown: Option<ShutdownSignal>,
     ) -> Result<(WebSocket<S>, Driver<S>)>
     where
@@ -545,11 +546,9 @@ impl Acceptor {
     {
         let mut handshake = ServerHandshake::new(self.handshake.clone());
         let mut buf = BytesMut::with_capacity(2048);
-        let proxied = self.read_proxy_header(&mut stream, &mut buf).await?;
         let mut route = None;
         let outcome = loop {
-            // The request may have arrived behind the PROXY header, in `buf` already.
-            if buf.is_empty() && stream.read_buf(&mut buf).await? == 0 {
+            if stream.read_buf(&mut buf).await? == 0 {
                 return Err(Error::Io(io::ErrorKind::UnexpectedEof.into()));
             }
             let received = handshake.receive_at(&buf, Some(SystemTime::now()));
@@ -601,20 +600,16 @@ impl Acceptor {
         Ok(upgrade.open_with(stream, shutdown.map(Shutdown::new)))
     }
 
-    /// With the PROXY protocol on: reads the header into `buf` (what follows it stays there)
-    /// and returns its addresses; a connection without a valid one fails.
-    async fn read_proxy_header<S>(
-        &self,
-        stream: &mut S,
-        buf: &mut BytesMut,
-    ) -> Result<Option<(SocketAddr, SocketAddr)>>
+    /// With the PROXY protocol on: reads the header (and nothing after it) and returns its
+    /// addresses; a connection without a valid one fails.
+    async fn read_proxy_header<S>(&self, stream: &mut S) -> Result<Option<(SocketAddr, SocketAddr)>>
     where
         S: AsyncRead + Unpin,
     {
         if !self.proxies.proxy_protocol {
             return Ok(None);
         }
-        match crate::proxy_protocol::read_proxy_header(stream, buf).await {
+        match crate::proxy_protocol::read_proxy_header(stream).await {
             Ok(addrs) => Ok(addrs.map(|a| (a.source, a.destination))),
             Err(e) => {
                 tracing::warn!(error = %e, "connection dropped: no valid PROXY protocol header");

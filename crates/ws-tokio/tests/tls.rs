@@ -251,15 +251,41 @@ async fn trusted_from_env_child() {
 /// The PROXY protocol header precedes the ClientHello in plain text; reading it before TLS is
 /// not done yet, so the combination is refused when the server is built rather than failing
 /// every connection.
+/// Behind a proxy that speaks the PROXY protocol and leaves TLS to us (AWS NLB, HAProxy in
+/// TCP mode): the header comes first, in the clear, then the TLS handshake.
 #[tokio::test]
-async fn proxy_protocol_with_tls_is_refused_at_build() {
+async fn proxy_protocol_header_before_tls() {
+    use tokio::io::AsyncWriteExt;
     let pki = TestPki::new(&["localhost"]);
-    let error = ServerBuilder::new()
+    let server = ServerBuilder::new()
         .tls_pem(pki.cert_file(), pki.key_file())
         .unwrap()
         .proxy_protocol(true)
-        .build()
-        .unwrap_err();
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
-    assert!(error.to_string().contains("proxy_protocol together with tls"), "{error}");
+        .serve(
+            |mut ws: WebSocket| async move {
+                let client = ws.info().client_addr().map(|ip| ip.to_string()).unwrap_or_default();
+                let _ = ws.send(client).await;
+            },
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap();
+    let addr = server.local_addr().unwrap();
+    for header in [
+        b"PROXY TCP4 203.0.113.7 198.51.100.2 5678 443\r\n".to_vec(),
+        [
+            &b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c"[..],
+            &[203, 0, 113, 7, 198, 51, 100, 2, 0x16, 0x2e, 0x01, 0xbb],
+        ]
+        .concat(),
+    ] {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(&header).await.unwrap();
+        let connector = ws_tokio::tokio_rustls::TlsConnector::from(pki.client_config());
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        let mut ws = ClientBuilder::new().connect_with("wss://localhost/", tls).await.unwrap();
+        assert_eq!(ws.recv().await.unwrap(), Message::text("203.0.113.7"));
+    }
+    server.shutdown(Duration::from_secs(1)).await;
 }
