@@ -1,62 +1,36 @@
-//! Every message from any client goes to all clients.
+//! Every message from any client goes to all clients (the sender too).
 //!
 //! `cargo run --release --example broadcast -- [ADDR]` (default 127.0.0.1:8765)
 //!
-//! Each client has a reader and a writer. Messages go through a bounded broadcast channel: a
-//! slow client that falls more than `BACKLOG` messages behind skips the ones it missed (and is
-//! told so), so it neither slows the others nor makes the server's memory grow; its own
-//! writer waits on the connection's write limit.
+//! Each connection joins a [`Broadcaster`] and passes on what it receives. A broadcast
+//! encodes the message once and queues it on every connection without waiting: a client
+//! that stops reading has at most its write limit's worth (32 KiB) waiting, then misses
+//! messages, so it neither slows the others nor makes the server's memory grow. For a chat
+//! with names, history and a web page, see `examples/chat.rs`.
 
 mod common;
 
 use std::time::Duration;
 
-use tokio::sync::broadcast;
-use ws_tokio::{CloseCode, Message, ServerBuilder};
-
-const BACKLOG: usize = 256;
+use ws_tokio::{Broadcaster, ServerBuilder};
 
 #[tokio::main]
 async fn main() -> Result<(), common::Report> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8765".to_owned());
-    let (hub, _) = broadcast::channel::<Message>(BACKLOG);
+    let hub = Broadcaster::default();
     let server = ServerBuilder::new()
         .serve(
-            move |ws| {
+            {
                 let hub = hub.clone();
-                async move {
-                    let mut inbox = hub.subscribe();
-                    let (mut reader, mut writer) = ws.split();
-                    let forward = async {
-                        while let Ok(message) = reader.recv().await {
-                            // No receivers is fine: nobody to tell.
-                            let _ = hub.send(message);
+                move |mut ws| {
+                    let hub = hub.clone();
+                    async move {
+                        // A member until dropped, i.e. until this handler returns.
+                        let _member = hub.join(&ws);
+                        while let Ok(message) = ws.recv().await {
+                            hub.broadcast(message);
                         }
-                    };
-                    let deliver = async {
-                        loop {
-                            match inbox.recv().await {
-                                Ok(message) => {
-                                    if writer.send(message).await.is_err() {
-                                        break;
-                                    }
-                                }
-                                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                                    let note = format!("(slow connection: {missed} messages skipped)");
-                                    if writer.send(note).await.is_err() {
-                                        break;
-                                    }
-                                }
-                                Err(broadcast::error::RecvError::Closed) => break,
-                            }
-                        }
-                    };
-                    // Whichever ends first ends the connection.
-                    tokio::select! {
-                        () = forward => {}
-                        () = deliver => {}
                     }
-                    let _ = writer.close(CloseCode::NORMAL, "").await;
                 }
             },
             addr.as_str(),
@@ -64,6 +38,11 @@ async fn main() -> Result<(), common::Report> {
         .await?;
     eprintln!("broadcast listening on {addr}");
     tokio::signal::ctrl_c().await?;
+    let totals = hub.totals();
+    eprintln!(
+        "delivered {}, dropped {} (slow clients), {} to closed connections",
+        totals.delivered, totals.dropped, totals.closed
+    );
     server.shutdown(Duration::from_secs(5)).await;
     Ok(())
 }
