@@ -498,14 +498,15 @@ pub fn setup_peers() -> Result<PathBuf> {
     Ok(home)
 }
 
-enum BrowserSetup {
+pub(crate) enum BrowserSetup {
     /// Not installable on this machine (not root, no apt-get): a skip unless required.
     Unavailable(String),
     Failed(String),
 }
 
-/// tests-interop/browser/setup.sh: find or install Chromium; its path on stdout.
-fn setup_browser() -> std::result::Result<PathBuf, BrowserSetup> {
+/// tests-interop/browser/setup.sh: find or install Chromium and chromedriver; Chromium's
+/// path on stdout.
+pub(crate) fn setup_browser() -> std::result::Result<PathBuf, BrowserSetup> {
     let script = Env::peer_dir().join("browser/setup.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -516,7 +517,9 @@ fn setup_browser() -> std::result::Result<PathBuf, BrowserSetup> {
     let path = String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_owned();
     match out.status.code() {
         Some(0) if !path.is_empty() => Ok(PathBuf::from(path)),
-        Some(3) => Err(BrowserSetup::Unavailable("no root or no apt-get, and no /usr/bin/chromium".into())),
+        Some(3) => Err(BrowserSetup::Unavailable(
+            "no root or no apt-get, and no /usr/bin/chromium or /usr/bin/chromedriver".into(),
+        )),
         _ => Err(BrowserSetup::Failed(format!("{} failed ({})", script.display(), out.status))),
     }
 }

@@ -15,7 +15,8 @@ const HELP: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  ci        the interop peers, cargo test --workspace, ws-tokio's metrics test, then `interop`,
+  ci        the interop peers, browser setup (Chromium + chromedriver, for tests/chat_browser.rs),
+            cargo test --workspace, ws-tokio's metrics test, then `interop`,
             then `autobahn` (quick profile),
             then `perf-gate` (installs valgrind with apt-get as root, else skips it)
   autobahn  Autobahn|Testsuite, both roles  (cargo xtask autobahn --help)
@@ -81,6 +82,19 @@ fn miri(args: &[String]) -> Result {
     )
 }
 
+/// tests-interop/browser/setup.sh (Chromium and chromedriver); a machine where they cannot be
+/// installed only gets a warning here (the browser test then decides: skip, or fail in CI).
+fn browser_setup() -> Result {
+    match interop::setup_browser() {
+        Ok(_) => Ok(()),
+        Err(interop::BrowserSetup::Unavailable(e)) => {
+            say(format!("WARNING: browser setup: {e}"));
+            Ok(())
+        }
+        Err(interop::BrowserSetup::Failed(e)) => Err(format!("browser setup: {e}")),
+    }
+}
+
 /// `cargo xtask ci`: every test the project has, each step timed.
 fn ci(args: &[String]) -> Result {
     if let Some(a) = args.first() {
@@ -90,6 +104,9 @@ fn ci(args: &[String]) -> Result {
     let steps: Vec<Step> = vec![
         // First: a test of `cargo test --workspace` (ws-axum) runs Python from the interop venv.
         ("interop peers", Box::new(|| interop::setup_peers().map(drop))),
+        // Before the tests: tests/chat_browser.rs drives Chromium through chromedriver, and
+        // under CI=true fails when they are missing.
+        ("browser setup", Box::new(browser_setup)),
         (
             "cargo test --workspace",
             Box::new(|| {
