@@ -200,3 +200,46 @@ async fn max_handshakes_per_ip_refuses_a_slowloris_address_and_serves_others() {
     assert_eq!(ws.recv().await.unwrap().as_bytes(), "back".as_bytes());
     server.shutdown(Duration::from_secs(2)).await;
 }
+
+/// A client that sends the first fragment of a compressed message and then goes quiet past
+/// `idle_release`: the server parks the message (frees its decompressor) and, when the rest
+/// comes, rebuilds it; the message and the next one (context takeover) arrive intact.
+#[tokio::test]
+async fn a_compressed_message_finished_after_an_idle_pause_arrives_intact() {
+    use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
+    use ws_extensions::{Bytes, Extension, Frame, OpCode, Rsv};
+
+    let builder = ServerBuilder::new().idle_release(Some(Duration::from_millis(50)));
+    let (server, addr, _) = counting_server(builder).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {addr}\r\n{TAIL}Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.contains("permessage-deflate"), "{head}");
+    // Both windows 15 bits, context takeover both ways: what a bare offer negotiates.
+    let config = PerMessageDeflateConfig { compression_threshold: Some(0), ..Default::default() };
+    let (mut ours, mut theirs) =
+        (PerMessageDeflate::new(config).unwrap(), PerMessageDeflate::new(config).unwrap());
+    for round in 0..3 {
+        let message = format!("{{\"round\":{round},\"data\":\"{}\"}}", "abc".repeat(3000));
+        let (head, tail) = message.as_bytes().split_at(7);
+        let mut first = Frame::new(OpCode::Text, Bytes::copy_from_slice(head), false);
+        ours.encode(&mut first).unwrap();
+        assert_eq!(first.rsv, Rsv::RSV1);
+        stream.write_all(&client_frame(0x41, &first.payload)).await.unwrap();
+        // Quiet for several idle periods: the server parks the unfinished message.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut last = Frame::new(OpCode::Continuation, Bytes::copy_from_slice(tail), true);
+        ours.encode(&mut last).unwrap();
+        stream.write_all(&client_frame(0x80, &last.payload)).await.unwrap();
+        let (byte, payload) = common::read_frame(&mut stream).await.unwrap();
+        assert_eq!(byte & 0x0F, 0x1, "a text frame");
+        let mut echo = Frame::new(OpCode::Text, Bytes::from(payload), byte & 0x80 != 0);
+        echo.rsv = if byte & 0x40 != 0 { Rsv::RSV1 } else { Rsv::NONE };
+        theirs.decode(&mut echo, None).unwrap();
+        assert_eq!(&echo.payload[..], message.as_bytes(), "round {round}");
+    }
+    server.shutdown(Duration::from_secs(2)).await;
+}
