@@ -17,7 +17,7 @@ pub(crate) const NAME: &str = "permessage-deflate";
 /// ```
 /// use ws_deflate::{Memory, ServerPerMessageDeflateFactory};
 ///
-/// // 448 bytes per connection instead of about 212 KiB; see "Memory per connection".
+/// // 456 bytes per connection instead of about 212 KiB; see "Memory per connection".
 /// let lean = ServerPerMessageDeflateFactory { memory: Memory::Shared, ..Default::default() };
 /// # let _ = lean;
 /// ```
@@ -52,7 +52,9 @@ pub enum Memory {
     /// - A fragmented message keeps its stream from its first frame to its last, because other
     ///   connections on the thread may run in between. The next connection that needs a stream in
     ///   that time creates a temporary one, freed when its message ends if the thread already
-    ///   has one again.
+    ///   has one again. A connection that goes idle in the middle of a message (see
+    ///   [`release_memory`](ws_extensions::Extension::release_memory)) gives the stream back and
+    ///   keeps only the message's compressed input so far, up to [`PARK_MAX`].
     ///
     /// The cost is compression ratio and CPU. Each message is compressed alone (see "When
     /// compression pays"), and the shared compressor's 128 KiB hash table is cleared after every
@@ -187,7 +189,34 @@ pub struct PerMessageDeflate {
     /// streams; see [`WARM_UP_MESSAGES`].
     sent_messages: u8,
     received_messages: u8,
+    /// The compressed message being received, while it is small: what lets an idle connection
+    /// free its decompressor in the middle of a message (see [`PARK_MAX`]).
+    replay: Option<Box<Replay>>,
 }
+
+/// What re-creates the decompressor of an unfinished compressed message: a new stream primed
+/// with the history the message started from, then fed the message's input again (its output,
+/// delivered already, is discarded). Inflating is deterministic, so the stream ends up exactly
+/// where the freed one was.
+struct Replay {
+    /// The received history as the message started (when the peer keeps context).
+    history: Option<Vec<u8>>,
+    /// The message's compressed input so far.
+    input: Vec<u8>,
+}
+
+impl Replay {
+    fn len(&self) -> usize {
+        self.history.as_ref().map_or(0, Vec::len) + self.input.len()
+    }
+}
+
+/// The most an unfinished compressed message keeps to be replayed (history and input): below
+/// the ~46 KiB its decompressor holds, so that an idle connection in the middle of a message
+/// holds at most this much instead (`release_memory` parks it). A message that grew beyond
+/// keeps its decompressor until it ends: its peer has then sent more than this of it, so
+/// what it pins stays proportional to what it sent.
+pub const PARK_MAX: usize = 40 * 1024;
 
 /// How many messages a connection ([`Memory::Dedicated`]) sends (or receives) with streams
 /// borrowed from its thread before it gets streams of its own, after opening and after each
@@ -233,6 +262,7 @@ impl PerMessageDeflate {
             borrowed: Borrowed::default(),
             sent_messages: 0,
             received_messages: 0,
+            replay: None,
         })
     }
 
@@ -297,26 +327,33 @@ impl PerMessageDeflate {
         fin: bool,
         max_size: Option<usize>,
     ) -> Result<Bytes, ExtensionError> {
-        let bits = self.config.remote_max_window_bits;
-        let borrow = self.config.remote_no_context_takeover || self.received_messages < WARM_UP_MESSAGES;
+        let first = self.receiving != Message::Compressed;
+        if first {
+            self.replay = None;
+            if !fin {
+                let history = self.received.as_mut().map(|h| h.as_slice().to_vec());
+                self.replay =
+                    Some(Box::new(Replay { history, input: Vec::new() })).filter(|r| r.len() <= PARK_MAX);
+            }
+        }
         let mut decompressor = match self.decompressor.take() {
             Some(decompressor) => decompressor,
-            None if borrow => {
-                let mut decompressor = shared::take_decompressor();
-                if let Some(history) = &mut self.received {
-                    decompressor.prime(history.as_slice())?;
-                }
-                self.borrowed.decompressor = true;
-                decompressor
-            }
-            None => match &mut self.received {
-                Some(history) => Decompressor::resume(bits, history.as_slice())?,
-                None => Decompressor::new(bits),
-            },
+            // Parked by `release_memory` in the middle of this message: rebuild its stream.
+            None if !first => self.unpark()?,
+            None => self.open_decompressor(None)?,
         };
         let result = decompressor.decompress(payload, fin, max_size, self.received.as_mut());
         if fin {
             self.received_messages = self.received_messages.saturating_add(1);
+        }
+        if fin || result.is_err() {
+            self.replay = None;
+        } else if let Some(replay) = &mut self.replay {
+            if replay.len() + payload.len() <= PARK_MAX {
+                replay.input.extend_from_slice(payload);
+            } else {
+                self.replay = None;
+            }
         }
         if self.borrowed.decompressor && (fin || result.is_err()) {
             self.borrowed.decompressor = false;
@@ -325,6 +362,47 @@ impl PerMessageDeflate {
             self.decompressor = Some(decompressor);
         }
         result
+    }
+
+    /// A decompressor for a message: borrowed from the thread (primed with the history) when
+    /// the peer resets its context or during the warm-up, else a new one of the connection's
+    /// own. `start` replaces the current history (a parked message's).
+    fn open_decompressor(&mut self, start: Option<&[u8]>) -> Result<Decompressor, ExtensionError> {
+        let bits = self.config.remote_max_window_bits;
+        let history = match start {
+            Some(start) => Some(start),
+            None => self.received.as_mut().map(|h| h.as_slice()),
+        };
+        if self.config.remote_no_context_takeover || self.received_messages < WARM_UP_MESSAGES {
+            let mut decompressor = shared::take_decompressor();
+            if let Some(history) = history {
+                decompressor.prime(history)?;
+            }
+            self.borrowed.decompressor = true;
+            Ok(decompressor)
+        } else {
+            match history {
+                Some(history) => Decompressor::resume(bits, history),
+                None => Ok(Decompressor::new(bits)),
+            }
+        }
+    }
+
+    /// Rebuilds the decompressor of the message `release_memory` parked.
+    fn unpark(&mut self) -> Result<Decompressor, ExtensionError> {
+        let Some(replay) = self.replay.take() else {
+            return Err(ExtensionError::Internal("unfinished message without its decompressor".into()));
+        };
+        let mut decompressor = self.open_decompressor(Some(replay.history.as_deref().unwrap_or(&[])))?;
+        // Output within the budget already: delivered before, discarded now.
+        if let Err(err) = decompressor.decompress(&replay.input, false, None, None) {
+            if std::mem::take(&mut self.borrowed.decompressor) {
+                shared::give_decompressor(decompressor);
+            }
+            return Err(err);
+        }
+        self.replay = Some(replay);
+        Ok(decompressor)
     }
 }
 
@@ -427,9 +505,16 @@ impl Extension for PerMessageDeflate {
     /// Frees the zlib streams and their buffers between messages, keeping only the history that
     /// context takeover needs: the last `2^window_bits` bytes sent (when our compressor keeps
     /// context) and received (when the peer's does). The next message re-creates its stream and
-    /// primes it with that history, so the peer sees no difference. A direction in the middle of
-    /// a compressed fragmented message keeps its stream. At 12-bit windows an idle connection
-    /// then holds its struct and at most 4 KiB of history each way, instead of about 200 KiB.
+    /// primes it with that history, so the peer sees no difference. At 12-bit windows an idle
+    /// connection then holds its struct and at most 4 KiB of history each way, instead of about
+    /// 200 KiB.
+    ///
+    /// In the middle of a compressed fragmented message, sending keeps its stream (our own
+    /// message, which the application finishes). Receiving parks the message when what it
+    /// received so far is at most [`PARK_MAX`] (with the history it started from): the stream
+    /// goes, and the next fragment rebuilds it by inflating that input again. So a peer that
+    /// sends a first fragment and then nothing pins a few bytes, not a 46 KiB decompressor. A
+    /// bigger unfinished message keeps its stream: its peer sent more than the stream costs.
     fn release_memory(&mut self) {
         if self.sending != Message::Compressed {
             self.compressor = None;
@@ -443,6 +528,15 @@ impl Extension for PerMessageDeflate {
             self.received_messages = 0;
             if let Some(history) = &mut self.received {
                 history.compact();
+            }
+        } else if let Some(replay) = &mut self.replay {
+            // Parked: what the next fragment rebuilds the stream from, instead of the stream.
+            replay.input.shrink_to_fit();
+            self.received_messages = 0;
+            if let Some(decompressor) = self.decompressor.take() {
+                if std::mem::take(&mut self.borrowed.decompressor) {
+                    shared::give_decompressor(decompressor);
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ mod params;
 mod shared;
 
 pub use config::ConfigError;
-pub use extension::{Memory, PerMessageDeflate, PerMessageDeflateConfig, WARM_UP_MESSAGES};
+pub use extension::{Memory, PARK_MAX, PerMessageDeflate, PerMessageDeflateConfig, WARM_UP_MESSAGES};
 pub use factory::{ClientPerMessageDeflateFactory, ServerPerMessageDeflateFactory};
 pub use shared::release_thread_streams;
 

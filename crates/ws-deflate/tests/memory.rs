@@ -427,3 +427,91 @@ fn no_allocation_per_message_in_steady_state() {
         assert_eq!(allocs, 0, "no_context_takeover={no_context_takeover}, {memory:?}");
     }
 }
+
+/// The first fragment of a compressed message, as a peer compresses it.
+fn first_fragment(config: PerMessageDeflateConfig, payload: &[u8]) -> &'static [u8] {
+    let mut peer = PerMessageDeflate::new(PerMessageDeflateConfig {
+        local_no_context_takeover: config.remote_no_context_takeover,
+        memory: Memory::Dedicated,
+        ..config
+    })
+    .expect("config");
+    let mut frame = Frame::new(OpCode::Text, Bytes::copy_from_slice(payload), false);
+    peer.encode(&mut frame).expect("peer encode");
+    assert_eq!(frame.rsv, Rsv::RSV1);
+    Box::leak(frame.payload.to_vec().into_boxed_slice())
+}
+
+/// Bytes each of `n` connections holds (all of it, its box included) after receiving
+/// `messages` whole messages, then, with `payload`, the first fragment of a compressed message
+/// (`payload` compressed), and then going idle (`release_memory`).
+fn unfinished_bytes(
+    config: PerMessageDeflateConfig,
+    n: usize,
+    messages: usize,
+    payload: Option<&[u8]>,
+) -> isize {
+    let fragment = payload.map(|p| first_fragment(config, p));
+    let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
+    let _ = bytes_per_connection(config, 1, 1, message); // warms the thread's pool up
+    let mut peer = PerMessageDeflate::new(PerMessageDeflateConfig {
+        local_no_context_takeover: true,
+        memory: Memory::Dedicated,
+        ..config
+    })
+    .expect("config");
+    let mut whole = Frame::new(OpCode::Text, Bytes::from_static(message), true);
+    peer.encode(&mut whole).expect("peer encode");
+    // Compressed alone: decodes after any history.
+    let incoming: &'static [u8] = Box::leak(whole.payload.to_vec().into_boxed_slice());
+    let mut connections: Vec<Box<dyn Extension>> = Vec::with_capacity(n);
+    let ((), live, _, _) = measure(|| {
+        for _ in 0..n {
+            let mut ext: Box<dyn Extension> = Box::new(PerMessageDeflate::new(config).expect("config"));
+            for _ in 0..messages {
+                let mut frame = Frame::new(OpCode::Text, Bytes::from_static(incoming), true);
+                frame.rsv = Rsv::RSV1;
+                ext.decode(&mut frame, None).expect("decode");
+            }
+            if let Some(fragment) = fragment {
+                let mut frame = Frame::new(OpCode::Text, Bytes::from_static(fragment), false);
+                frame.rsv = Rsv::RSV1;
+                ext.decode(&mut frame, None).expect("decode");
+            }
+            ext.release_memory();
+            connections.push(ext);
+        }
+    });
+    live / n as isize
+}
+
+/// What an idle connection holds in the middle of a compressed message (issue 23): before
+/// parking, its whole decompressor too (46–70 KiB more than between messages); now what
+/// replays the message so far. Printed with `--nocapture`.
+#[test]
+fn unfinished_compressed_messages_are_parked() {
+    let small = b"hello!";
+    let big = json(10 * 1024);
+    let busy = usize::from(ws_deflate::WARM_UP_MESSAGES) + 1;
+    for (name, config, messages) in [
+        ("lean, 12-bit", mode(12, 5, Memory::Shared), 1),
+        ("lean, 15-bit", mode(15, 5, Memory::Shared), 1),
+        ("dedicated, 12-bit, new", mode(12, 5, Memory::Dedicated), 0),
+        ("dedicated, 12-bit, busy", mode(12, 5, Memory::Dedicated), busy),
+        ("dedicated, 15-bit, busy", mode(15, 5, Memory::Dedicated), busy),
+    ] {
+        let idle = unfinished_bytes(config, 50, messages, None);
+        let tiny = unfinished_bytes(config, 50, messages, Some(small));
+        let ten = unfinished_bytes(config, 50, messages, Some(&big));
+        println!(
+            "{name}: between messages {idle} B; unfinished after a 6-byte fragment {tiny} B, \
+             after a 10 KiB fragment {ten} B per connection"
+        );
+        // The parked state: the message's compressed input (a few bytes; about 2.6 KiB for the
+        // 10 KiB fragment) and, with context takeover, a copy of the history it started from
+        // (which a new connection does not have yet, but whose history grows by the fragment).
+        let window = if config.remote_no_context_takeover { 0 } else { 1 << config.remote_max_window_bits };
+        assert!(tiny <= idle + window + 256, "{name}: {tiny} B");
+        assert!(ten <= idle + 2 * window + 4096, "{name}: {ten} B");
+    }
+}

@@ -178,7 +178,7 @@ fn a_repeated_message_after_a_release_is_a_back_reference() {
 }
 
 #[test]
-fn releasing_mid_message_keeps_the_stream() {
+fn releasing_mid_message_round_trips() {
     let message = json(20_000, 9);
     let (mut tx, mut rx, mut awake) = (ext(config(12, 6)), ext(config(12, 6)), ext(config(12, 6)));
     for _ in 0..3 {
@@ -206,6 +206,78 @@ fn releasing_without_context_takeover_round_trips() {
         tx.release_memory();
         assert_eq!(decode(&mut rx, &frames, |_, _| {}), message);
         rx.release_memory();
+    }
+}
+
+/// A compressed message split at arbitrary bytes (not at flush points), as a peer may
+/// fragment it.
+fn split_anywhere(frame: &Frame, sizes: &[usize]) -> Vec<Frame> {
+    let payload = &frame.payload[..];
+    let mut frames = Vec::new();
+    let mut at = 0;
+    for (i, size) in sizes.iter().cycle().enumerate() {
+        let end = (at + size).min(payload.len());
+        let opcode = if i == 0 { OpCode::Binary } else { OpCode::Continuation };
+        let mut fragment =
+            Frame::new(opcode, Bytes::copy_from_slice(&payload[at..end]), end == payload.len());
+        if i == 0 {
+            fragment.rsv = Rsv::RSV1;
+        }
+        frames.push(fragment);
+        at = end;
+        if at == payload.len() {
+            return frames;
+        }
+    }
+    unreachable!()
+}
+
+/// An idle connection parks an unfinished message (frees its stream, keeps what replays it):
+/// fragments split anywhere in the deflate stream, a release after every one, context
+/// takeover or not, the thread's stream lent to another connection in between, and messages
+/// too big to park (incompressible, beyond `PARK_MAX`) whose stream is kept: all decode as
+/// without releases, and the messages after them too.
+#[test]
+fn parked_messages_split_anywhere_round_trip() {
+    for (bits, reset, memory) in [
+        (12u8, false, ws_deflate::Memory::Dedicated),
+        (15, false, ws_deflate::Memory::Dedicated),
+        (12, true, ws_deflate::Memory::Shared),
+        (15, true, ws_deflate::Memory::Shared),
+    ] {
+        let config = PerMessageDeflateConfig {
+            remote_no_context_takeover: reset,
+            local_no_context_takeover: reset,
+            memory,
+            ..config(bits, 6)
+        };
+        let (mut sleepy, mut other) = (ext(config), ext(config));
+        let mut peer = Compress::new_with_window_bits(Compression::new(6), false, bits);
+        let mut other_peer = Compress::new_with_window_bits(Compression::new(6), false, bits);
+        for i in 0..12u64 {
+            let what = format!("window {bits}, reset {reset}, message {i}");
+            let message = match i % 4 {
+                // Incompressible: its compressed input passes PARK_MAX.
+                3 => (0..60_000u64).map(|n| (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8).collect(),
+                _ => json(3000 + 4000 * i as usize, i),
+            };
+            let whole = flate2_encode(&mut peer, &message);
+            if reset {
+                peer.reset();
+            }
+            let frames = split_anywhere(&whole, &[1, 7, 300, 2, 1500]);
+            let got = decode(&mut sleepy, &frames, |rx, _| {
+                rx.release_memory();
+                // Another connection on the thread meanwhile (the shared stream in lean mode).
+                let reply = json(500, i);
+                let frame = flate2_encode(&mut other_peer, &reply);
+                if reset {
+                    other_peer.reset();
+                }
+                assert_eq!(decode(&mut other, &[frame], |_, _| {}), reply);
+            });
+            assert_eq!(got, message, "{what}");
+        }
     }
 }
 

@@ -23,6 +23,13 @@ pub enum RejectReason {
     Method,
     /// HTTP/1.0 (400).
     HttpVersion,
+    /// The request announces a body (`Content-Length` other than 0, or any
+    /// `Transfer-Encoding`) (400). An upgrade request has none; after a 101 its body would be
+    /// read as WebSocket frames, which a proxy in front would not expect (request smuggling).
+    Body,
+    /// The request target is neither a path (`/chat`) nor an absolute `http`/`https` URI,
+    /// e.g. `*` or `host:port` (400).
+    Target,
     /// No `Host` header, or several (400).
     Host,
     /// `Upgrade` lacks `websocket` (426).
@@ -58,6 +65,8 @@ impl RejectReason {
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Malformed(_)
             | Self::HttpVersion
+            | Self::Body
+            | Self::Target
             | Self::Host
             | Self::Key
             | Self::Extensions(_)
@@ -74,6 +83,10 @@ impl fmt::Display for RejectReason {
             Self::Malformed(why) => write!(f, "malformed HTTP request: {why}"),
             Self::Method => f.write_str("method must be GET"),
             Self::HttpVersion => f.write_str("HTTP/1.1 or later required"),
+            Self::Body => f.write_str(
+                "an upgrade request has no body: Content-Length must be 0 and Transfer-Encoding absent",
+            ),
+            Self::Target => f.write_str("the request target must be a path or an absolute http(s) URI"),
             Self::Host => f.write_str("missing or repeated Host header"),
             Self::Upgrade => f.write_str("missing or invalid Upgrade header: expected websocket"),
             Self::Connection => f.write_str("missing or invalid Connection header: expected Upgrade"),

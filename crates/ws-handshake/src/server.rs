@@ -181,6 +181,12 @@ impl ServerConfig {
         if request.version() < Version::HTTP_11 {
             return reject(RejectReason::HttpVersion);
         }
+        if !is_resource_target(request.uri()) {
+            return reject(RejectReason::Target);
+        }
+        if has_body(headers) {
+            return reject(RejectReason::Body);
+        }
         if headers.get_all(header::HOST).iter().count() != 1 {
             return reject(RejectReason::Host);
         }
@@ -276,6 +282,26 @@ impl ServerConfig {
         }
         Ok(chosen)
     }
+}
+
+/// Origin-form (`/chat?x`), or absolute-form with an `http`/`https` URI, as RFC 6455 §4.2.1
+/// allows; not `*` (OPTIONS only) nor `host:port` (CONNECT only).
+fn is_resource_target(uri: &Uri) -> bool {
+    match uri.scheme_str() {
+        None => uri.authority().is_none() && uri.path().starts_with('/'),
+        Some(scheme) => {
+            (scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https"))
+                && uri.authority().is_some()
+        }
+    }
+}
+
+/// Whether the request announces a body: any `Transfer-Encoding`, or a `Content-Length` other
+/// than 0 (some clients send `Content-Length: 0`, repeated even; Python `websockets` accepts
+/// those and refuses the rest, as here).
+fn has_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers.get_all(header::CONTENT_LENGTH).iter().any(|v| v.as_bytes() != b"0")
 }
 
 fn bytes_value(bytes: &[u8]) -> Result<HeaderValue, Rejection> {
@@ -419,6 +445,11 @@ pub fn parse_request_head(head: &Bytes) -> Option<Request<()>> {
 }
 
 fn parse_request(head: &Bytes, count: usize) -> Result<Request<()>, RejectReason> {
+    // httparse accepts lines ending in a bare LF (RFC 9112 §2.2 allows it); a proxy in front
+    // may split the head differently, so, like Python `websockets`, only CRLF is accepted.
+    if has_bare_lf(head) {
+        return Err(RejectReason::Malformed("line ending without CR".into()));
+    }
     with_header_slots(count, |slots| {
         let mut parsed = httparse::Request::new(slots);
         match parsed.parse(head) {
@@ -441,4 +472,9 @@ fn parse_request(head: &Bytes, count: usize) -> Result<Request<()>, RejectReason
         })?;
         Ok(request)
     })
+}
+
+/// Whether a line of `head` ends with LF alone.
+fn has_bare_lf(head: &[u8]) -> bool {
+    head.first() == Some(&b'\n') || head.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r')
 }

@@ -509,3 +509,46 @@ fn basic_auth_hook() {
     assert!(check(Some("basic YWxpY2U6czNjcjp0")).is_ok());
     assert!(basic_auth("bad\nrealm", |_, _| true).is_err());
 }
+
+/// Request smuggling surfaces (issue 23): a body on the upgrade request, bare-LF line endings,
+/// and request targets that are not a resource. Python `websockets` refuses the first two.
+#[test]
+fn smuggling_surfaces_are_refused() {
+    let req = CHROME_REQUEST;
+    let refused: Vec<(Vec<u8>, RejectReason)> = vec![
+        (with_header(req, "Content-Length", Some("5")), RejectReason::Body),
+        (with_header(req, "Content-Length", Some("0\r\nContent-Length: 5")), RejectReason::Body),
+        (with_header(req, "Transfer-Encoding", Some("chunked")), RejectReason::Body),
+        (with_header(req, "Transfer-Encoding", Some("identity")), RejectReason::Body),
+        (with_header(req, "Transfer-Encoding", Some("")), RejectReason::Body),
+        (req.replacen(b"/chat", b"*"), RejectReason::Target),
+        (req.replacen(b"/chat", b"example.com:8000"), RejectReason::Target),
+        (req.replacen(b"/chat", b"ftp://example.com/chat"), RejectReason::Target),
+    ];
+    for (request, reason) in refused {
+        let rejection = run(ServerConfig::default(), &request).unwrap_err();
+        assert_eq!(rejection.status(), StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&request));
+        assert_eq!(rejection.reason(), Some(&reason), "{}", String::from_utf8_lossy(&request));
+    }
+    // Bare LF anywhere in the head: the end of a header line, the request line, the final line.
+    let text = std::str::from_utf8(req).unwrap();
+    for (n, _) in text.match_indices("\r\n").enumerate() {
+        let nth = text.match_indices("\r\n").nth(n).unwrap().0;
+        let bare = format!("{}\n{}", &text[..nth], &text[nth + 2..]);
+        let rejection = run(ServerConfig::default(), bare.as_bytes()).unwrap_err();
+        assert_eq!(rejection.status(), StatusCode::BAD_REQUEST, "LF #{n}");
+        assert!(
+            matches!(rejection.reason(), Some(RejectReason::Malformed(why)) if why.contains("without CR")),
+            "LF #{n}: {:?}",
+            rejection.reason()
+        );
+    }
+    // What stays accepted: `Content-Length: 0` (some clients send it, repeated even), and an
+    // absolute http(s) URI (RFC 6455 §4.2.1).
+    let zero = with_header(req, "Content-Length", Some("0\r\nContent-Length: 0"));
+    assert!(run(ServerConfig::default(), &zero).is_ok());
+    for target in ["http://example.com:8000/chat", "HTTPS://example.com/chat?x=1"] {
+        let accepted = run(ServerConfig::default(), &req.replacen(b"/chat", target.as_bytes())).unwrap();
+        assert!(accepted.response.status() == StatusCode::SWITCHING_PROTOCOLS, "{target}");
+    }
+}

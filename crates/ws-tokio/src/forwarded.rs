@@ -32,7 +32,7 @@ pub(crate) struct ProxySettings {
 }
 
 impl ProxySettings {
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    pub(crate) fn is_trusted(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.trusted.iter().any(|net| net.contains(&ip))
     }

@@ -51,6 +51,7 @@
 //! | `Driver` | the future that runs a connection, whether or not the application reads | [`Driver`] |
 #![forbid(unsafe_code)]
 
+mod admission;
 mod broadcast;
 mod client;
 mod config;

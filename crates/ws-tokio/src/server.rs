@@ -21,6 +21,7 @@ use ws_handshake::{
 };
 use ws_proto::{CloseCode, Role};
 
+use crate::admission::{Admission, refuse};
 use crate::config::{Compression, Config, config_setters, with_timeout};
 use crate::driver::{Driver, open, spawn};
 use crate::error::{Error, Result};
@@ -76,6 +77,8 @@ pub struct ServerBuilder {
     proxies: ProxySettings,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
+    max_connections: Option<usize>,
+    max_handshakes_per_ip: Option<usize>,
 }
 
 /// The future an asynchronous `process_response` hook returns: `Ok` with the 101 to send
@@ -120,6 +123,8 @@ impl Default for ServerBuilder {
             proxies: ProxySettings::default(),
             #[cfg(feature = "tls")]
             tls: None,
+            max_connections: None,
+            max_handshakes_per_ip: None,
         }
     }
 }
@@ -334,6 +339,31 @@ impl ServerBuilder {
         Ok(self.tls(config))
     }
 
+    /// At most this many connections at once, handshakes in progress included (what
+    /// [`Server::connections`] counts); `None` (the default, as in Python `websockets`): no
+    /// limit but the process's file descriptors. A connection beyond it is answered
+    /// `503 Service Unavailable` at once, without reading its request, and closed: clients
+    /// learn at once and retry later (Python's and this crate's reconnecting clients retry
+    /// 503), rather than waiting in the listen queue until their own timeout. With TLS the
+    /// connection is closed without an answer (one would cost a TLS handshake). Applies to the
+    /// servers this builder runs (`serve*`), not to an [`Acceptor`] fed by another accept loop.
+    pub fn max_connections(mut self, max: Option<usize>) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// At most this many handshakes in progress (accepted, not yet answered) from one peer
+    /// address; beyond it, `503` as for [`max_connections`](Self::max_connections). Bounds what
+    /// one address can hold with slow handshakes (slowloris) before `open_timeout` drops them.
+    /// `None` (the default): no limit. Not applied to peers in
+    /// [`trusted_proxies`](Self::trusted_proxies), nor with the PROXY protocol: behind a proxy
+    /// every client shares its address. Leave it off behind a load balancer you have not
+    /// listed there.
+    pub fn max_handshakes_per_ip(mut self, max: Option<usize>) -> Self {
+        self.max_handshakes_per_ip = max;
+        self
+    }
+
     /// The handshake configuration this builder produces.
     fn handshake_config(&self) -> ServerConfig {
         let mut config = self.handshake.clone();
@@ -399,6 +429,8 @@ impl ServerBuilder {
         F::Output: HandlerResult,
     {
         let acceptor = self.build()?;
+        let admission =
+            Admission::new(self.max_connections, self.max_handshakes_per_ip, self.proxies.clone());
         let listener = listener.into();
         let local_addr = listener.local_addr();
         let shutdown = ShutdownSignal::default();
@@ -420,6 +452,14 @@ impl ServerBuilder {
                             }
                         },
                     };
+                    let slot = match admission.admit(stream.peer_addr(), tracker.len()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            let answer = acceptor.speaks_http_first(&stream);
+                            refuse(stream, refusal, &acceptor.handshake, answer);
+                            continue;
+                        }
+                    };
                     let (acceptor, handler, shutdown) = (acceptor.clone(), handler.clone(), shutdown.clone());
                     let span = tracing::debug_span!("ws_connection", peer = ?stream.peer_addr());
                     // The handshake future is boxed (freed once it is done): the task then stays
@@ -427,7 +467,9 @@ impl ServerBuilder {
                     // state too, but the timeout around it still costs about 490 bytes inline.
                     let connection = async move {
                         stream.set_nodelay();
-                        match Box::pin(acceptor.accept_transport(stream, Some(shutdown))).await {
+                        let opened = Box::pin(acceptor.accept_transport(stream, Some(shutdown))).await;
+                        drop(slot);
+                        match opened {
                             Ok((ws, driver)) => serve_connection(ws, driver, &*handler).await,
                             Err(e) => {
                                 crate::metrics::handshake_failed(&e);
@@ -522,6 +564,17 @@ impl Acceptor {
             self.handshake(stream, addrs, proxied, shutdown).await
         };
         with_timeout(self.config.open_timeout, open).await
+    }
+
+    /// Whether an HTTP response written at once reaches the client: not on a connection that
+    /// starts with TLS.
+    fn speaks_http_first(&self, stream: &Transport) -> bool {
+        #[cfg(feature = "tls")]
+        if let (Transport::Tcp(_), Some(_)) = (stream, &self.tls) {
+            return false;
+        }
+        let _ = stream;
+        true
     }
 
     /// The TLS handshake on a TCP connection, when the server has a TLS configuration.

@@ -289,3 +289,27 @@ async fn proxy_protocol_header_before_tls() {
     }
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Beyond `max_connections`, a TLS connection is closed without a plain-text 503 (its client
+/// expects a TLS handshake); once a connection leaves, a new one gets in.
+#[tokio::test]
+async fn max_connections_over_tls_closes_the_extra_connection() {
+    let pki = TestPki::new(&["localhost"]);
+    let (server, addr) = tls_echo_server(&pki, ServerBuilder::new().max_connections(Some(1))).await;
+    let uri = format!("wss://localhost:{}/", addr.port());
+    let mut first = ClientBuilder::new().tls_config(pki.client_config()).connect(&uri).await.unwrap();
+    let error = ClientBuilder::new().tls_config(pki.client_config()).connect(&uri).await.unwrap_err();
+    assert!(matches!(error, Error::Tls { .. } | Error::Io(_)), "{error:?}");
+    assert_eq!(server.connections(), 1);
+    first.close(CloseCode::NORMAL, "").await.unwrap();
+    drop(first);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.connections() != 0 {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut again = ClientBuilder::new().tls_config(pki.client_config()).connect(&uri).await.unwrap();
+    again.send("in").await.unwrap();
+    assert_eq!(again.recv().await.unwrap(), Message::text("in"));
+    server.shutdown(Duration::from_secs(1)).await;
+}
