@@ -31,6 +31,14 @@ pub(crate) fn connect_error(uri: &str, e: &Error) -> String {
             "timed out opening {uri}: the server did not complete the handshake; is it a WebSocket \
              server, and does it want wss:// (TLS) instead of ws://?"
         ),
+        Error::Tls { message, .. } => format!(
+            "TLS failed with {uri}: {message}{}",
+            if message.contains("not trusted") || message.contains("not valid for") {
+                "; for a test server with a self-signed certificate, --insecure skips the check"
+            } else {
+                ""
+            }
+        ),
         Error::Proxy(e) => format!("{e}; check HTTP_PROXY / HTTPS_PROXY / ALL_PROXY and NO_PROXY"),
         Error::Io(source) if is_reset(source) => format!(
             "{uri} closed the connection during the handshake ({source}); does it speak TLS (try wss://), \

@@ -46,14 +46,17 @@ fn start(mut cmd: Command) -> (Running, String) {
         if let Some(port) = port_in(&line) {
             // Keep draining the server's stdout so it never blocks on a full pipe.
             std::thread::spawn(move || while rx.recv().is_ok() {});
-            return (child, format!("ws://127.0.0.1:{port}/"));
+            let scheme = if line.contains("wss://") { "wss" } else { "ws" };
+            return (child, format!("{scheme}://127.0.0.1:{port}/"));
         }
     }
 }
 
 /// The port in `listening on ws://127.0.0.1:PORT` or `{"event":"listening",...,"port": PORT}`.
 fn port_in(line: &str) -> Option<u16> {
-    if let Some(rest) = line.strip_prefix("listening on ws://") {
+    if let Some(rest) =
+        line.strip_prefix("listening on ws://").or_else(|| line.strip_prefix("listening on wss://"))
+    {
         return rest.rsplit(':').next()?.trim().parse().ok();
     }
     let at = line.find("\"port\"")? + "\"port\"".len();
@@ -237,6 +240,36 @@ fn interactive_session_in_a_pseudo_terminal() {
     p.expect(Eof).expect("exit");
     let status = p.get_process().wait().expect("wait");
     assert_eq!(status, expectrl::process::unix::WaitStatus::Exited(p.get_process().pid(), 0));
+}
+
+#[test]
+fn tls_server_and_insecure_client() {
+    // A self-signed certificate for localhost, as a person would make for a test server.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let dir = std::env::temp_dir().join(format!("ws-command-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    let (cert, key) = (cert.to_str().expect("utf-8"), key.to_str().expect("utf-8"));
+    let (_server, url) = ws_serve(&["--echo", "--tls-cert", cert, "--tls-key", key]);
+    assert!(url.starts_with("wss://"), "{url}");
+    let url = url.replace("127.0.0.1", "localhost");
+    assert_echoes(&url, &["--insecure"]);
+
+    // Without --insecure: one line saying the certificate is not trusted, and what to try.
+    let out = ws_connect(&url, &[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(out.stderr.starts_with(&format!("ws: TLS failed with {url}")), "{}", out.stderr);
+    assert!(out.stderr.contains("--insecure"), "{}", out.stderr);
+
+    // Plain ws:// to a TLS server: the handshake fails and the hint points at wss://.
+    let out = ws_connect(&url.replace("wss://", "ws://"), &[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    eprintln!("ws:// to a wss:// server: {}", out.stderr.trim());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
