@@ -871,3 +871,61 @@ pub async fn run_idle(
     drop(held);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(payload: Payload, deflate: bool) -> Rc<Plan> {
+        Rc::new(build_plan(&Options { size: 300, payload, deflate, inflight: 2, ..Options::default() }))
+    }
+
+    /// The frame a server would echo: unmasked, same opcode and RSV1.
+    fn server_frame(plan: &Plan) -> Vec<u8> {
+        let body = if plan.deflate { deflate_message(&plan.payload) } else { plan.payload.clone() };
+        let mut f = encode_frame(plan.opcode, plan.deflate, &body, [0; 4]);
+        // Unmasked: clear the mask bit and drop the (zero) mask key after the length.
+        f[1] &= 0x7f;
+        let at = match f[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        f.drain(at..at + 4);
+        f
+    }
+
+    #[test]
+    fn payloads_have_the_size_asked_and_the_right_opcode() {
+        let json = json_payload(1000);
+        assert_eq!(json.len(), 1000);
+        assert!(std::str::from_utf8(&json).is_ok());
+        assert_eq!(random_payload(1001).len(), 1001);
+        assert_eq!(plan(Payload::Json, false).opcode, 1);
+        assert_eq!(plan(Payload::Random, false).opcode, 2);
+    }
+
+    #[test]
+    fn echoes_are_counted_byte_by_byte_and_inflated() {
+        for (payload, deflate) in [(Payload::Json, false), (Payload::Random, false), (Payload::Json, true)] {
+            let plan = plan(payload, deflate);
+            let neg = Negotiated { deflate, server_no_context_takeover: true };
+            let mut echo = EchoReader::new(plan.clone(), neg);
+            let two = server_frame(&plan).repeat(2);
+            // Fed one byte at a time: headers and payloads split anywhere.
+            let done: usize = two.chunks(1).map(|c| echo.feed(c).expect("valid echo")).sum();
+            assert_eq!(done, 2, "{payload:?} deflate={deflate}");
+        }
+    }
+
+    #[test]
+    fn a_different_echo_is_an_error() {
+        let plan = plan(Payload::Json, false);
+        let mut echo =
+            EchoReader::new(plan.clone(), Negotiated { deflate: false, server_no_context_takeover: false });
+        let mut frame = server_frame(&plan);
+        let last = frame.len() - 1;
+        frame[last] ^= 1;
+        assert!(echo.feed(&frame).is_err());
+    }
+}
