@@ -5,6 +5,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
 use ws_proto::{CloseCode, Message, PreparedMessage};
 
 use crate::driver::lock;
@@ -112,6 +113,9 @@ pub struct Broadcaster<S = Transport> {
 struct Inner<S> {
     config: BroadcastConfig,
     registry: Mutex<Registry<S>>,
+    /// Marked changed when a room gains its first member or loses its last one, for whoever
+    /// mirrors the set of rooms elsewhere (ws-redis subscribes to their Redis channels).
+    rooms_changed: watch::Sender<()>,
 }
 
 struct Registry<S> {
@@ -157,7 +161,8 @@ impl<S> Broadcaster<S> {
             rooms: HashMap::new(),
             totals: Delivery::default(),
         };
-        Self { inner: Arc::new(Inner { config, registry: Mutex::new(registry) }) }
+        let inner = Inner { config, registry: Mutex::new(registry), rooms_changed: watch::Sender::new(()) };
+        Self { inner: Arc::new(inner) }
     }
 
     /// Adds a connection (a [`WebSocket`] or either half of one). It stays a member until the
@@ -192,6 +197,14 @@ impl<S> Broadcaster<S> {
     /// The rooms that have members.
     pub fn rooms(&self) -> Vec<String> {
         self.inner.registry.lock().rooms.keys().cloned().collect()
+    }
+
+    /// A receiver marked changed whenever a room gains its first member or loses its last one
+    /// (then [`rooms`](Self::rooms) differs): for code that mirrors the set of rooms elsewhere,
+    /// as `ws-redis` does with its Redis subscriptions. Joining or leaving a room that has other
+    /// members does not mark it.
+    pub fn watch_rooms(&self) -> watch::Receiver<()> {
+        self.inner.rooms_changed.subscribe()
     }
 
     /// A room by name (empty if nobody joined it).
@@ -316,10 +329,15 @@ impl<S> Member<S> {
     pub fn join_room(&self, name: &str) {
         let mut registry = self.hub.inner.registry.lock();
         let Registry { slots, rooms, .. } = &mut *registry;
-        if rooms.entry(name.to_owned()).or_default().insert(self.index) {
+        let members = rooms.entry(name.to_owned()).or_default();
+        let first = members.is_empty();
+        if members.insert(self.index) {
             if let Some(slot) = &mut slots[self.index] {
                 slot.rooms.push(name.to_owned());
             }
+        }
+        if first {
+            self.hub.inner.rooms_changed.send_replace(());
         }
     }
 
@@ -327,7 +345,9 @@ impl<S> Member<S> {
     pub fn leave_room(&self, name: &str) {
         let mut registry = self.hub.inner.registry.lock();
         let Registry { slots, rooms, .. } = &mut *registry;
-        leave(rooms, name, self.index);
+        if leave(rooms, name, self.index) {
+            self.hub.inner.rooms_changed.send_replace(());
+        }
         if let Some(slot) = &mut slots[self.index] {
             slot.rooms.retain(|room| room != name);
         }
@@ -340,13 +360,16 @@ impl<S> Member<S> {
     }
 }
 
-fn leave(rooms: &mut HashMap<String, HashSet<usize>>, name: &str, index: usize) {
+/// Whether the room is gone (this was its last member).
+fn leave(rooms: &mut HashMap<String, HashSet<usize>>, name: &str, index: usize) -> bool {
     if let Some(members) = rooms.get_mut(name) {
         members.remove(&index);
         if members.is_empty() {
             rooms.remove(name);
+            return true;
         }
     }
+    false
 }
 
 impl<S> Drop for Member<S> {
@@ -354,10 +377,14 @@ impl<S> Drop for Member<S> {
         let mut registry = self.hub.inner.registry.lock();
         let Registry { slots, free, rooms, .. } = &mut *registry;
         if let Some(slot) = slots[self.index].take() {
+            let mut gone = false;
             for room in &slot.rooms {
-                leave(rooms, room, self.index);
+                gone |= leave(rooms, room, self.index);
             }
             free.push(self.index);
+            if gone {
+                self.hub.inner.rooms_changed.send_replace(());
+            }
         }
     }
 }

@@ -47,8 +47,9 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The delays before the second, third, ... attempt of one series of failures.
-    fn delays(self) -> impl Iterator<Item = Duration> {
+    /// The delays before the second, third, ... attempt of one series of failures (endless; for
+    /// other reconnecting code, such as `ws-redis`'s, to follow the same schedule).
+    pub fn delays(self) -> impl Iterator<Item = Duration> {
         let first = self.initial_delay.mul_f64(fastrand::f64());
         let later = std::iter::successors(Some(self.min_delay.min(self.max_delay)), move |delay| {
             // A factor that overflows `Duration` (or is not a number) lands on the cap.
