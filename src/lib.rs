@@ -10,6 +10,10 @@ pub use ws_handshake as handshake;
 pub use ws_proto as proto;
 pub use ws_tokio::*;
 
+/// Scale-out through Redis pub/sub: the `ws-redis` crate (feature `redis`).
+#[cfg(feature = "redis")]
+pub use ws_redis as redis;
+
 /// The README's snippets, compiled as doctests so that they keep up with the API.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -177,8 +177,12 @@ impl<S> std::fmt::Debug for Cluster<S> {
     }
 }
 
+/// What a node does with a message from another node, if not the default fan-out.
+type Deliver = Arc<dyn Fn(&str, Message) + Send + Sync>;
+
 struct Shared<S> {
     hub: Broadcaster<S>,
+    deliver: Mutex<Option<Deliver>>,
     /// Random: tells this node's own messages from the others' when they come back from Redis.
     node: u64,
     prefix: String,
@@ -251,6 +255,7 @@ where
         let (queue, queued) = mpsc::channel(config.publish_queue.max(1));
         let shared = Arc::new(Shared {
             hub,
+            deliver: Mutex::new(None),
             node: fastrand::u64(..),
             prefix: config.channel_prefix.clone(),
             outgoing: Mutex::new(Outgoing { seqs: HashMap::new(), queue }),
@@ -317,6 +322,16 @@ impl<S> Cluster<S> {
             missed: shared.missed.load(Ordering::Relaxed),
             disconnects: shared.disconnects.load(Ordering::Relaxed),
         }
+    }
+
+    /// Sets what this node does with each message from another node, instead of sending it
+    /// to the room's local members (`hub().room(room).broadcast(message)`): for an application
+    /// that also records it (a chat's history, say) under the same lock as its own messages.
+    /// `deliver` runs on the subscriber task, one message at a time, in order: it should only
+    /// queue (as broadcasts do), not block. It may hold the hub, not this `Cluster`: that would
+    /// keep the node alive after its last handle is dropped.
+    pub fn on_receive(&self, deliver: impl Fn(&str, Message) + Send + Sync + 'static) {
+        *self.shared.deliver.lock() = Some(Arc::new(deliver));
     }
 
     /// Puts `member` in `room` (as [`Member::join_room`]) and waits until the node receives the
@@ -622,6 +637,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Subscriber<S> {
         }
         *last = (*last).max(seq);
         shared.received.fetch_add(1, Ordering::Relaxed);
-        shared.hub.room(room).broadcast(message);
+        let deliver = shared.deliver.lock().clone();
+        match deliver {
+            Some(deliver) => deliver(room, message),
+            None => {
+                shared.hub.room(room).broadcast(message);
+            }
+        }
     }
 }
