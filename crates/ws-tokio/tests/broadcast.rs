@@ -141,3 +141,27 @@ async fn slow_clients_are_skipped_or_closed() {
         server.shutdown(Duration::from_secs(1)).await;
     }
 }
+
+/// `watch_rooms` is marked when a room gains its first member or loses its last one (by
+/// `leave_room` or by the member being dropped), not when a room merely changes size.
+#[tokio::test]
+async fn watch_rooms_follows_the_set_of_rooms() {
+    let hub = Broadcaster::default();
+    let mut rooms = hub.watch_rooms();
+    let (server, base) = hub_server(ServerBuilder::new(), Broadcaster::default()).await;
+    let alice = ws_tokio::connect(&format!("{base}/x")).await.unwrap();
+    let bob = ws_tokio::connect(&format!("{base}/x")).await.unwrap();
+    let (alice_member, bob_member) = (hub.join(&alice), hub.join(&bob));
+    assert!(!rooms.has_changed().unwrap());
+
+    alice_member.join_room("lobby");
+    assert!(rooms.has_changed().unwrap(), "first member");
+    rooms.mark_unchanged();
+    bob_member.join_room("lobby");
+    alice_member.leave_room("lobby");
+    assert!(!rooms.has_changed().unwrap(), "the room had other members");
+    drop(bob_member);
+    assert!(rooms.has_changed().unwrap(), "last member dropped");
+    assert!(hub.rooms().is_empty());
+    server.shutdown(Duration::from_secs(1)).await;
+}
