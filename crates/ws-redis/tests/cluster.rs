@@ -118,8 +118,13 @@ async fn node(redis: &Redis) -> (Server, Cluster) {
 }
 
 async fn client(addr: SocketAddr) -> WebSocket {
+    client_subscribed(addr, true).await
+}
+
+/// A client, once its node has said whether it is subscribed to the room's channel.
+async fn client_subscribed(addr: SocketAddr, subscribed: bool) -> WebSocket {
     let mut ws = ws_tokio::connect(&format!("ws://{addr}/")).await.unwrap();
-    assert_eq!(recv_text(&mut ws).await, "joined true");
+    assert_eq!(recv_text(&mut ws).await, format!("joined {subscribed}"));
     ws
 }
 
@@ -220,6 +225,10 @@ async fn nodes_survive_a_redis_restart() {
     expect_in_order(&mut carol, 5, &[("alice", 50)]).await;
     wait_until("5 messages counted as not published", || cluster_a.stats().not_published == 5).await;
     assert_eq!(cluster_a.stats().disconnects, 1);
+    // A room that gains its first member on a node meanwhile is subscribed on reconnection.
+    let mut erin = client_subscribed(server_b.local_addr().unwrap(), false).await;
+    drop(bob);
+    wait_until("node B's room moved to erin", || cluster_b.hub().len() == 1).await;
 
     redis.restart().await;
     wait_until("both nodes reconnected", || {
@@ -227,9 +236,9 @@ async fn nodes_survive_a_redis_restart() {
     })
     .await;
     send_numbered(&mut alice, "alice", 55..255).await;
-    expect_in_order(&mut bob, 200, &[("alice", 55)]).await;
+    expect_in_order(&mut erin, 200, &[("alice", 55)]).await;
     expect_in_order(&mut carol, 200, &[("alice", 55)]).await;
-    expect_quiet(&mut bob).await;
+    expect_quiet(&mut erin).await;
     // Node B tells the gap from alice's sequence numbers.
     let b = cluster_b.stats();
     assert_eq!((b.received, b.missed, b.disconnects), (250, 5, 1), "{b:?}");
