@@ -141,3 +141,98 @@ async fn the_page_is_at_the_root_and_other_paths_are_404() {
     }
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// `redis-server` on a free loopback port, killed when dropped; `None` (after a warning) when
+/// it is not installed outside CI (`.ci/run` installs it).
+struct Redis(std::process::Child, u16);
+
+impl Redis {
+    async fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "redis-server is missing");
+                eprintln!("WARNING: redis-server is not installed: the chat --redis test is SKIPPED");
+                return None;
+            }
+            Err(error) => panic!("cannot start redis-server: {error}"),
+        };
+        let redis = Self(child, port);
+        for _ in 0..500 {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Some(redis);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("redis-server did not listen on port {port}");
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `n` servers subscribe to the lobby's Redis channel.
+async fn lobby_subscribers(url: &str, n: u64) {
+    use ws_redis::redis;
+    let mut connection = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for _ in 0..500 {
+        let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("ws-chat:lobby")
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        if counts.first().is_some_and(|(_, count)| *count == n) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the lobby never had {n} subscribing servers");
+}
+
+/// `chat --redis`: two servers share the lobby; each line reaches the other server's
+/// participants once, and the other server's history has it.
+#[tokio::test]
+async fn two_servers_share_the_lobby_through_redis() {
+    let Some(redis) = Redis::start().await else { return };
+    let url = format!("redis://127.0.0.1:{}/", redis.1);
+    let one = chat::serve_with("127.0.0.1:0", Some(&url)).await.unwrap();
+    let two = chat::serve_with("127.0.0.1:0", Some(&url)).await.unwrap();
+    let (addr_one, addr_two) = (one.local_addr().unwrap().to_string(), two.local_addr().unwrap().to_string());
+
+    let mut alice = join(&addr_one, "alice").await;
+    // Server one subscribes to the lobby once alice is in it; bob's arrival would be missed
+    // before that (ws-redis drops nothing it was subscribed for, but keeps nothing either).
+    lobby_subscribers(&url, 1).await;
+    let mut bob = join(&addr_two, "bob").await;
+    assert_eq!(next(&mut alice).await, "* bob joined");
+    alice.send("hello from one").await.unwrap();
+    assert_eq!(next(&mut bob).await, "alice: hello from one");
+    bob.send("hi from two").await.unwrap();
+    assert_eq!(next(&mut alice).await, "bob: hi from two");
+    quiet(&mut alice).await;
+    quiet(&mut bob).await;
+
+    // A newcomer on server two gets the lines said on both (as far as two had participants).
+    let mut carol = join(&addr_two, "carol").await;
+    assert_eq!(next(&mut carol).await, "* bob joined");
+    assert_eq!(next(&mut carol).await, "alice: hello from one");
+    assert_eq!(next(&mut carol).await, "bob: hi from two");
+    assert_eq!(next(&mut alice).await, "* carol joined");
+    assert_eq!(next(&mut bob).await, "* carol joined");
+
+    bob.close(ws_tokio::CloseCode::NORMAL, "").await.unwrap();
+    assert_eq!(next(&mut alice).await, "* bob left");
+    assert_eq!(next(&mut carol).await, "* bob left");
+    one.shutdown(Duration::from_secs(1)).await;
+    two.shutdown(Duration::from_secs(1)).await;
+}

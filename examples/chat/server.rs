@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
 use tokio::net::ToSocketAddrs;
+use ws_redis::{Cluster, ClusterConfig};
 use ws_tokio::http::{Request, Response, StatusCode, header};
 use ws_tokio::{
     Broadcaster, CloseCode, Compression, Member, Memory, Message, PreparedMessage, ServerBuilder, WebSocket,
@@ -67,6 +68,8 @@ struct Chat {
     /// sees, and a newcomer can join between two lines without missing or repeating one. It is
     /// never held across an `.await`: a broadcast only queues.
     history: Arc<Mutex<History>>,
+    /// With `--redis`: the other chat servers, whose participants share the lobby.
+    cluster: Option<Cluster>,
 }
 
 impl Chat {
@@ -79,7 +82,22 @@ impl Chat {
     fn say(&self, line: String, except: Option<&Member>) {
         let line = Message::text(line);
         let mut history = self.history();
-        self.hub.room(LOBBY).broadcast_prepared(&PreparedMessage::new(line.clone()), except);
+        match &self.cluster {
+            // This server's participants now, the other servers' through Redis.
+            Some(cluster) => {
+                cluster.publish(LOBBY, line.clone(), except);
+            }
+            None => {
+                self.hub.room(LOBBY).broadcast_prepared(&PreparedMessage::new(line.clone()), except);
+            }
+        }
+        history.push(line);
+    }
+
+    /// A line said on another server: recorded and sent to everyone here, like `say`.
+    fn heard(&self, line: Message) {
+        let mut history = self.history();
+        self.hub.room(LOBBY).broadcast(line.clone());
         history.push(line);
     }
 
@@ -116,6 +134,11 @@ impl Chat {
         if self.replay_and_join(&mut ws, &member).await.is_err() {
             return;
         }
+        if let Some(cluster) = &self.cluster {
+            // The first participant here subscribes this server to the lobby: wait for it, so
+            // that the other servers' replies to the "joined" notice are not missed.
+            cluster.join_room(&member, LOBBY).await;
+        }
         self.say(format!("* {name} joined"), Some(&member));
         loop {
             match ws.recv().await {
@@ -142,7 +165,25 @@ impl Chat {
 /// busy). The price: each line is compressed on its own, so short chat lines shrink less than
 /// they would against the connection's previous messages.
 pub(crate) async fn serve(addr: impl ToSocketAddrs) -> io::Result<ws_tokio::Server> {
-    let chat = Chat::default();
+    serve_with(addr, None).await
+}
+
+/// Starts the chat on `addr`; with `redis` (a `redis://` URL), its lobby is shared with the
+/// other chat servers on that Redis. Each server keeps its own history: lines said anywhere
+/// while it had participants.
+pub(crate) async fn serve_with(
+    addr: impl ToSocketAddrs,
+    redis: Option<&str>,
+) -> io::Result<ws_tokio::Server> {
+    let mut chat = Chat::default();
+    if let Some(url) = redis {
+        let config = ClusterConfig::default().with_channel_prefix("ws-chat:");
+        let cluster = Cluster::connect(url, chat.hub.clone(), config).await.map_err(io::Error::other)?;
+        // A clone without the cluster: the callback must not keep the cluster alive.
+        let here = chat.clone();
+        cluster.on_receive(move |_room, line| here.heard(line));
+        chat.cluster = Some(cluster);
+    }
     ServerBuilder::new()
         .compression(Some(Compression::Deflate(Memory::Shared)))
         .max_size(Some(MAX_MESSAGE))
