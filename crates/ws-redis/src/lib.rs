@@ -646,3 +646,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Subscriber<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_strangers_are_refused() {
+        for message in [Message::text("héllo"), Message::binary(vec![0u8, 255, 1]), Message::text("")] {
+            let frame = encode(0x0123_4567_89ab_cdef, 42, &message);
+            assert_eq!(decode(&frame), Some((0x0123_4567_89ab_cdef, 42, message)));
+        }
+        let mut frame = encode(1, 1, &Message::text("x")).to_vec();
+        frame[0] = VERSION + 1;
+        assert_eq!(decode(&frame), None, "another version");
+        assert_eq!(decode(b"short"), None, "no header");
+        let mut frame = encode(1, 1, &Message::binary(vec![0xff])).to_vec();
+        frame[1] = 1;
+        assert_eq!(decode(&frame), None, "text that is not UTF-8");
+    }
+}
