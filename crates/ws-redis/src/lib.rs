@@ -54,6 +54,10 @@
 //!
 //! A connection that dies without being closed (no FIN, no RST) is only noticed when a publish
 //! times out ([`ClusterConfig::timeout`]).
+//!
+//! A node keeps a sequence number for each room it has published to, and the last one seen per
+//! room and node for the rooms it is in: memory grows with the number of distinct room names
+//! published to over the node's life (a few dozen bytes each).
 #![forbid(unsafe_code)]
 
 pub use redis;
@@ -456,8 +460,9 @@ impl<S> Publisher<S> {
                     // finding out at the next publish would lose that message.
                     let now = shared.disconnects.load(Ordering::Relaxed);
                     if now != disconnects {
-                        disconnects = now;
                         self.outage(&mut connection, &mut queued, 0, "the subscriber lost its connection").await;
+                        // Losses the subscriber saw meanwhile are over too: this connection is new.
+                        disconnects = shared.disconnects.load(Ordering::Relaxed);
                     }
                     continue;
                 }
@@ -479,6 +484,7 @@ impl<S> Publisher<S> {
                 Err(error) => {
                     let why = error.to_string();
                     self.outage(&mut connection, &mut queued, count, &why).await;
+                    disconnects = shared.disconnects.load(Ordering::Relaxed);
                 }
             }
         }
