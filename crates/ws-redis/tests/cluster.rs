@@ -13,6 +13,45 @@ use ws_tokio::{Broadcaster, Message, Server, WebSocket};
 
 const ROOM: &str = "lobby";
 
+/// The `tracing` warnings logged so far (all tests of this binary), by a minimal subscriber.
+fn warnings() -> &'static std::sync::Mutex<Vec<String>> {
+    static WARNINGS: std::sync::OnceLock<std::sync::Mutex<Vec<String>>> = std::sync::OnceLock::new();
+    WARNINGS.get_or_init(|| {
+        let _ = tracing::subscriber::set_global_default(Warnings);
+        std::sync::Mutex::new(Vec::new())
+    })
+}
+
+struct Warnings;
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= tracing::Level::WARN
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Text(String);
+        impl tracing::field::Visit for Text {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                self.0 += &format!("{}={value:?} ", field.name());
+            }
+        }
+        let mut text = Text(String::new());
+        event.record(&mut text);
+        warnings().lock().unwrap().push(text.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+fn warned(what: &str) -> bool {
+    warnings().lock().unwrap().iter().any(|warning| warning.contains(what))
+}
+
 /// A `redis-server` on loopback, without persistence; killed when dropped.
 struct Redis {
     port: u16,
@@ -208,6 +247,7 @@ async fn two_nodes_share_a_room_in_order_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_survive_a_redis_restart() {
     let Some(mut redis) = Redis::start().await else { return };
+    warnings();
     let (server_a, cluster_a) = node(&redis).await;
     let (server_b, cluster_b) = node(&redis).await;
     let mut alice = client(server_a.local_addr().unwrap()).await;
@@ -239,6 +279,10 @@ async fn nodes_survive_a_redis_restart() {
     expect_in_order(&mut erin, 200, &[("alice", 55)]).await;
     expect_in_order(&mut carol, 200, &[("alice", 55)]).await;
     expect_quiet(&mut erin).await;
+    // Both the loss and the recovery were logged, with what was not published.
+    assert!(warned("subscriber disconnected"), "{:?}", warnings().lock().unwrap());
+    assert!(warned("subscriber reconnected and resubscribed"));
+    assert!(warned("5 messages were not published"), "{:?}", warnings().lock().unwrap());
     // Node B tells the gap from alice's sequence numbers.
     let b = cluster_b.stats();
     assert_eq!((b.received, b.missed, b.disconnects), (250, 5, 1), "{b:?}");
