@@ -1,31 +1,16 @@
 //! The behaviour of connect()/serve() on loopback: echo, limits, timeouts, closing handshake.
 #![allow(clippy::unwrap_used)] // test helpers: a failed setup step should panic
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::echo_server;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use ws_tokio::{Bytes, ClientBuilder, CloseCode, Error, Message, Server, ServerBuilder, Timeout, WebSocket};
-
-async fn echo_server(builder: ServerBuilder) -> (Server, SocketAddr) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = builder
-        .serve_listener(
-            |mut ws: WebSocket| async move {
-                while let Ok(message) = ws.recv().await {
-                    if ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
-            },
-            listener,
-        )
-        .unwrap();
-    (server, addr)
-}
 
 fn uri(addr: SocketAddr) -> String {
     format!("ws://{addr}/")

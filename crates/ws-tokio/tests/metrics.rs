@@ -4,6 +4,8 @@
 #![cfg(feature = "metrics")]
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -50,21 +52,7 @@ async fn counters_move_for_one_connection() {
     let totals = Totals::default();
     let m = |name: &str, labels: &[(&str, &str)]| totals.get(&snapshotter, name, labels);
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = ServerBuilder::new()
-        .compression(None)
-        .serve_listener(
-            |mut ws: WebSocket| async move {
-                while let Ok(message) = ws.recv().await {
-                    if ws.send(message).await.is_err() {
-                        break;
-                    }
-                }
-            },
-            listener,
-        )
-        .unwrap();
+    let (server, addr) = common::echo_server(ServerBuilder::new().compression(None)).await;
 
     let mut ws =
         ws_tokio::ClientBuilder::new().compression(None).connect(&format!("ws://{addr}")).await.unwrap();

@@ -1,11 +1,31 @@
-//! Helpers shared by the integration tests: a raw client that does the handshake by hand and
-//! reads and writes frames byte by byte.
+//! Helpers shared by the integration tests: an echo server, and a raw client that does the
+//! handshake by hand and reads and writes frames byte by byte.
 #![allow(dead_code, clippy::unwrap_used)] // each test binary uses some of them
 
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use ws_tokio::{Server, ServerBuilder, WebSocket};
+
+/// An echo server with `builder`'s settings on a free loopback port.
+pub(crate) async fn echo_server(builder: ServerBuilder) -> (Server, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = builder
+        .serve_listener(
+            |mut ws: WebSocket| async move {
+                while let Ok(message) = ws.recv().await {
+                    if ws.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            },
+            listener,
+        )
+        .unwrap();
+    (server, addr)
+}
 
 const REQUEST_TAIL: &str = "Upgrade: websocket\r\nConnection: Upgrade\r\n\
     Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
