@@ -15,6 +15,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use serde::{Deserialize, Serialize};
+
 use crate::util::{self, Metadata, Result, fmt_dur, say};
 
 const USAGE: &str = "\
@@ -157,7 +159,7 @@ fn gate(o: &Opts) -> Result {
             o.baseline.display()
         ));
     };
-    let comparable = baseline.as_ref().is_some_and(|b| b.env == env);
+    let comparable = baseline.as_ref().is_some_and(|b| b.recorded.env == env);
     let rows = compare(&workloads, &counts, baseline.as_ref(), o.threshold, o.only.is_none());
     let report = report(&rows, &env, baseline.as_ref(), comparable, o.threshold);
     say(format!("\n{report}"));
@@ -166,7 +168,7 @@ fn gate(o: &Opts) -> Result {
     if o.record {
         let note = o.note.as_deref().unwrap_or_default().trim();
         let new = record(&workloads, &counts, baseline.as_ref(), comparable, o.threshold, note, &env);
-        util::write_file(&o.baseline, &new.render())?;
+        util::write_file(&o.baseline, &new.render()?)?;
         say(format!("perf-gate: baseline written to {} ({})", o.baseline.display(), fmt_dur(t.elapsed())));
         return Ok(());
     }
@@ -226,7 +228,7 @@ fn build() -> Result<PathBuf> {
 
 struct Workload {
     name: String,
-    iterations: String,
+    iterations: u64,
     about: String,
 }
 
@@ -250,7 +252,7 @@ fn list_workloads(bin: &Path) -> Result<Vec<Workload>> {
             let mut parts = l.splitn(3, '\t');
             Some(Workload {
                 name: parts.next()?.to_owned(),
-                iterations: parts.next()?.to_owned(),
+                iterations: parts.next()?.parse().ok()?,
                 about: parts.next().unwrap_or_default().to_owned(),
             })
         })
@@ -332,7 +334,7 @@ fn callgrind(bin: &Path, name: &str, out_dir: &Path) -> Result<u64> {
 // ---- environment ----
 
 /// What the counts are comparable across: the same values, the same counts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Env {
     cpu: String,
     rustc: String,
@@ -412,21 +414,29 @@ fn command_line_all(prog: &str, args: &[&str]) -> Option<String> {
 
 // ---- the baseline file ----
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Entry {
     ir: u64,
-    iterations: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iterations: Option<u64>,
+    #[serde(default)]
     note: String,
 }
 
 /// `benches/instructions.toml`: a `[recorded]` table (commit, cpu, rustc, valgrind) and one
-/// `[workloads.NAME]` table per workload (ir, iterations, note). Written and read by this
-/// module only, so the reader handles exactly what the writer writes: tables, comments,
-/// `key = "string"` and `key = integer` lines.
+/// `[workloads.NAME]` table per workload (ir, iterations, note).
+#[derive(Serialize, Deserialize)]
 struct Baseline {
-    commit: String,
-    env: Env,
+    recorded: Recorded,
+    #[serde(default)]
     workloads: BTreeMap<String, Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Recorded {
+    commit: String,
+    #[serde(flatten)]
+    env: Env,
 }
 
 const HEADER: &str = "\
@@ -443,130 +453,13 @@ const HEADER: &str = "\
 impl Baseline {
     fn load(path: &Path) -> Result<Self> {
         let text = fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let err = |n: usize, what: &str| format!("{}:{}: {what}", path.display(), n + 1);
-        let mut tables: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
-        let mut current: Option<String> = None;
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-                let name = name.trim().to_owned();
-                if tables.contains_key(&name) {
-                    return Err(err(n, &format!("table [{name}] appears twice")));
-                }
-                tables.insert(name.clone(), BTreeMap::new());
-                current = Some(name);
-                continue;
-            }
-            let (key, value) = line.split_once('=').ok_or_else(|| err(n, "expected `key = value`"))?;
-            let value = Value::parse(value.trim()).map_err(|e| err(n, &e))?;
-            let table = current
-                .as_ref()
-                .and_then(|c| tables.get_mut(c))
-                .ok_or_else(|| err(n, "key outside a table"))?;
-            table.insert(key.trim().to_owned(), value);
-        }
-        let file = path.display();
-        let string = |table: &BTreeMap<String, Value>, t: &str, key: &str| match table.get(key) {
-            Some(Value::Str(s)) => Ok(s.clone()),
-            _ => Err(format!("{file}: [{t}] needs {key} = \"...\"")),
-        };
-        let recorded = tables.get("recorded").ok_or_else(|| format!("{file}: no [recorded] table"))?;
-        let env = Env {
-            cpu: string(recorded, "recorded", "cpu")?,
-            rustc: string(recorded, "recorded", "rustc")?,
-            valgrind: string(recorded, "recorded", "valgrind")?,
-        };
-        let commit = string(recorded, "recorded", "commit")?;
-        let mut workloads = BTreeMap::new();
-        for (t, table) in &tables {
-            let Some(name) = t.strip_prefix("workloads.") else { continue };
-            let ir = match table.get("ir") {
-                Some(Value::Int(i)) => *i,
-                _ => return Err(format!("{file}: [{t}] needs ir = <integer>")),
-            };
-            let iterations = match table.get("iterations") {
-                Some(Value::Int(i)) => i.to_string(),
-                _ => String::new(),
-            };
-            let note = string(table, t, "note").unwrap_or_default();
-            workloads.insert(name.to_owned(), Entry { ir, iterations, note });
-        }
-        Ok(Self { commit, env, workloads })
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 
-    fn render(&self) -> String {
-        let mut s = String::from(HEADER);
-        let _ = writeln!(s, "\n[recorded]");
-        let _ = writeln!(s, "commit = {}", quote(&self.commit));
-        let _ = writeln!(s, "cpu = {}", quote(&self.env.cpu));
-        let _ = writeln!(s, "rustc = {}", quote(&self.env.rustc));
-        let _ = writeln!(s, "valgrind = {}", quote(&self.env.valgrind));
-        for (name, e) in &self.workloads {
-            let _ = writeln!(s, "\n[workloads.{name}]");
-            let _ = writeln!(s, "ir = {}", e.ir);
-            if !e.iterations.is_empty() {
-                let _ = writeln!(s, "iterations = {}", e.iterations);
-            }
-            let _ = writeln!(s, "note = {}", quote(&e.note));
-        }
-        s
+    fn render(&self) -> Result<String> {
+        let body = toml::to_string(self).map_err(|e| format!("cannot write the baseline: {e}"))?;
+        Ok(format!("{HEADER}\n{body}"))
     }
-}
-
-enum Value {
-    Str(String),
-    Int(u64),
-}
-
-impl Value {
-    /// A basic string (with `\"`, `\\`, `\n`, `\t` escapes) or an integer (`_` allowed), each
-    /// optionally followed by a `#` comment.
-    fn parse(v: &str) -> std::result::Result<Self, String> {
-        if let Some(rest) = v.strip_prefix('"') {
-            let mut out = String::new();
-            let mut chars = rest.chars();
-            loop {
-                match chars.next() {
-                    None => return Err("unterminated string".into()),
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some('"') => out.push('"'),
-                        Some('\\') => out.push('\\'),
-                        Some('n') => out.push('\n'),
-                        Some('t') => out.push('\t'),
-                        other => return Err(format!("unsupported escape \\{}", other.unwrap_or(' '))),
-                    },
-                    Some(c) => out.push(c),
-                }
-            }
-            let tail = chars.as_str().trim();
-            if !(tail.is_empty() || tail.starts_with('#')) {
-                return Err(format!("unexpected `{tail}` after the string"));
-            }
-            Ok(Self::Str(out))
-        } else {
-            let num = v.split('#').next().unwrap_or_default().trim().replace('_', "");
-            num.parse().map(Self::Int).map_err(|_| format!("expected a string or an integer, got `{v}`"))
-        }
-    }
-}
-
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // ---- comparison and report ----
@@ -611,7 +504,7 @@ fn compare(
             let entry = baseline.and_then(|b| b.workloads.get(&w.name));
             let status = match entry {
                 None => Status::New,
-                Some(e) if !e.iterations.is_empty() && e.iterations != w.iterations => Status::Changed,
+                Some(e) if e.iterations.is_some_and(|i| i != w.iterations) => Status::Changed,
                 Some(e) if change(e.ir, ir) > threshold => Status::Regression,
                 Some(e) if change(e.ir, ir) < -threshold => Status::Improved,
                 Some(_) => Status::Ok,
@@ -702,13 +595,17 @@ fn report(rows: &[Row], env: &Env, baseline: Option<&Baseline>, comparable: bool
             let _ = writeln!(s, "No baseline yet.");
         }
         Some(b) if comparable => {
-            let _ = writeln!(s, "Baseline: recorded at {} on the same CPU and toolchain: gated.", b.commit);
+            let _ = writeln!(
+                s,
+                "Baseline: recorded at {} on the same CPU and toolchain: gated.",
+                b.recorded.commit
+            );
         }
         Some(b) => {
             let differ: Vec<&str> = [
-                ("CPU", b.env.cpu != env.cpu),
-                ("rustc", b.env.rustc != env.rustc),
-                ("valgrind", b.env.valgrind != env.valgrind),
+                ("CPU", b.recorded.env.cpu != env.cpu),
+                ("rustc", b.recorded.env.rustc != env.rustc),
+                ("valgrind", b.recorded.env.valgrind != env.valgrind),
             ]
             .iter()
             .filter(|(_, d)| *d)
@@ -718,10 +615,10 @@ fn report(rows: &[Row], env: &Env, baseline: Option<&Baseline>, comparable: bool
                 s,
                 "Baseline: recorded at {} on {}; {}; {}. **Not comparable** (another {}): reported, \
                  not gated. Re-record on this machine to gate.",
-                b.commit,
-                b.env.cpu,
-                b.env.rustc,
-                b.env.valgrind,
+                b.recorded.commit,
+                b.recorded.env.cpu,
+                b.recorded.env.rustc,
+                b.recorded.env.valgrind,
                 differ.join(", ")
             );
         }
@@ -759,11 +656,7 @@ fn record(
         };
         entries.insert(
             w.name.clone(),
-            Entry {
-                ir,
-                iterations: w.iterations.clone(),
-                note: keep_note.unwrap_or_else(|| note.to_owned()),
-            },
+            Entry { ir, iterations: Some(w.iterations), note: keep_note.unwrap_or_else(|| note.to_owned()) },
         );
     }
     let commit =
@@ -771,8 +664,27 @@ fn record(
     let dirty = command_line_all("git", &["status", "--porcelain", "--untracked-files=no"])
         .is_some_and(|s| s.lines().any(|l| !l.ends_with("instructions.toml")));
     Baseline {
-        commit: if dirty { format!("{commit}+changes") } else { commit },
-        env: env.clone(),
+        recorded: Recorded {
+            commit: if dirty { format!("{commit}+changes") } else { commit },
+            env: env.clone(),
+        },
         workloads: entries,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_baseline_round_trips() {
+        let path = util::root().join("benches").join("instructions.toml");
+        let baseline = Baseline::load(&path).unwrap();
+        assert!(!baseline.workloads.is_empty());
+        let text = baseline.render().unwrap();
+        assert!(text.starts_with(HEADER));
+        let again: Baseline = toml::from_str(&text).unwrap();
+        assert_eq!(again.workloads, baseline.workloads);
+        assert_eq!(again.recorded.env, baseline.recorded.env);
     }
 }
