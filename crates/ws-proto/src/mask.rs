@@ -7,8 +7,8 @@ use rand_chacha::rand_core::{RngCore, SeedableRng};
 ///
 /// Safe code the compiler turns into SIMD: buffers of 128 bytes or more are XORed 16 bytes at a
 /// time from the first 16-byte-aligned address on, so that no store straddles two cache lines
-/// (1.3-1.4x the bytes per ns of unaligned words at the offsets frames put payloads at: 8 bytes
-/// in for 1 KiB, 14 for 64 KiB and up). Shorter ones go a word at a time.
+/// (payloads start at unaligned offsets: 8 bytes into a frame of 1 KiB, 14 from 64 KiB on).
+/// Shorter ones go a word at a time.
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4]) {
     if buf.len() < 128 { apply_mask_words(buf, key) } else { apply_mask_blocks(buf, key) }
