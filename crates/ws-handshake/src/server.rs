@@ -425,7 +425,7 @@ impl ServerHandshake {
     }
 }
 
-/// Parses a request head that was accepted before (e.g. one kept by [`write_request_head`]):
+/// Parses a request head that was accepted before (e.g. one kept by [`write_request_head`](crate::write_request_head)):
 /// `None` if it is not a well-formed HTTP/1.1 request head. The header values share `head`'s
 /// memory.
 ///
