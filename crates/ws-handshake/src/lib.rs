@@ -4,6 +4,10 @@
 //! bytes. The caller reads and writes the socket, and passes the time for the `Date` header
 //! (or `None`). Limits are [`Limits`] fields, never environment variables.
 //!
+//! Depend on it alone (with `ws-proto` for what follows the handshake) when you bring your own
+//! I/O, or when a server that already parses HTTP wants only the WebSocket checks and the
+//! extension negotiation. On tokio, `ws-tokio` runs it for you.
+//!
 //! The flow, on each side:
 //!
 //! * **Client**: [`ClientHandshake::new`] → write [`ClientHandshake::write_request`]'s bytes →

@@ -1,5 +1,11 @@
 //! WebSocket on tokio: [`connect`] and [`serve`], with the behaviour of Python `websockets`.
 //!
+//! This is the crate applications depend on: clients and servers with keepalive, timeouts,
+//! limits, permessage-deflate, TLS, proxies, reconnection, routing and broadcast. Take
+//! `ws-axum` to serve WebSocket routes from an axum app, `ws-redis` to share rooms between
+//! servers, and the Sans-I/O crates below this one when you bring your own I/O. The
+//! repository's `docs/` has the guides (getting started, how-to guides, topics).
+//!
 //! The full stack: `ws-proto` (frames, messages, closing handshake), `ws-handshake` (HTTP/1.1
 //! upgrade), `ws-extensions` and `ws-deflate` (permessage-deflate, on by default).
 //!
