@@ -25,12 +25,16 @@ Builds the ws echo_server example, bench/loadgen and bench/peers (release), then
               Node ws (installed by tests-interop/setup.sh)
   memory      server RSS per idle connection: 2,000 after the handshake only, 2,000 and 10,000
               after one echo each; read 3 s after the last echo
+  broadcast   fan-out of 1 KiB JSON messages to 1,000 and 10,000 connections (quick: 1,000),
+              with and without compression: ws Broadcaster, a per-connection loop on ws, Python
+              websockets broadcast(); then server RSS with 100 clients that never read
+              (xtask/src/bench_broadcast.rs)
 
   --quick         fewer cells, 1 round, short runs, 2,000 connections only; writes
                   <target>/bench/quick.md unless --out is given
   --rounds N      rounds of every cell (default 3; servers interleaved, order rotated per round)
   --duration S    measured seconds per run (default 1.5; quick 0.8), after a 0.5 s warm-up
-  --only PARTS    comma-separated subset of throughput,deflate,memory
+  --only PARTS    comma-separated subset of throughput,deflate,memory,broadcast
   --out FILE      where the markdown goes (default docs/performance.md; the part between
                   <!-- bench:begin --> and <!-- bench:end --> is replaced, the rest kept)
   --no-build      use the binaries already built
@@ -303,7 +307,7 @@ pub fn run(args: &[String]) -> Result {
         rounds: 0,
         duration: 0.0,
         warmup: 0.5,
-        parts: vec!["throughput".into(), "deflate".into(), "memory".into()],
+        parts: vec!["throughput".into(), "deflate".into(), "memory".into(), "broadcast".into()],
         out: None,
         build: true,
         baseline: None,
@@ -326,8 +330,10 @@ pub fn run(args: &[String]) -> Result {
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}")),
         }
     }
-    if let Some(p) = o.parts.iter().find(|p| !["throughput", "deflate", "memory"].contains(&p.as_str())) {
-        return Err(format!("unknown part `{p}` (throughput, deflate, memory)"));
+    if let Some(p) =
+        o.parts.iter().find(|p| !["throughput", "deflate", "memory", "broadcast"].contains(&p.as_str()))
+    {
+        return Err(format!("unknown part `{p}` (throughput, deflate, memory, broadcast)"));
     }
     if o.rounds == 0 {
         o.rounds = if o.quick { 1 } else { 3 };
@@ -345,16 +351,21 @@ pub fn run(args: &[String]) -> Result {
     let logs = bench_target.join("logs");
     util::fresh_dir(&logs)?;
 
+    // The broadcast part needs only ws-loadgen from bench/, not the peer servers.
+    let needs_peers = o.parts.iter().any(|p| p != "broadcast");
     if o.build {
-        meta.build_examples(&["echo_server"])?;
-        util::step_status(
-            Command::new(util::cargo())
-                .args(["build", "--release", "--manifest-path"])
-                .arg(util::root().join("bench/Cargo.toml"))
-                .arg("--target-dir")
-                .arg(&meta.target_dir),
-            "build bench/loadgen and bench/peers",
-        )?;
+        let broadcast = o.parts.iter().any(|p| p == "broadcast");
+        meta.build_examples(if broadcast { &["echo_server", "broadcast_bench"] } else { &["echo_server"] })?;
+        let mut build = Command::new(util::cargo());
+        build
+            .args(["build", "--release", "--manifest-path"])
+            .arg(util::root().join("bench/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&meta.target_dir);
+        if !needs_peers {
+            build.args(["-p", "ws-loadgen"]);
+        }
+        util::step_status(&mut build, "build bench/loadgen and bench/peers")?;
     }
     let home = match std::env::var_os("WS_INTEROP_HOME") {
         Some(h) => PathBuf::from(h),
@@ -382,7 +393,7 @@ pub fn run(args: &[String]) -> Result {
         node_path: home.join("node/node_modules"),
         interop,
     };
-    for p in [&bins.echo_server, &bins.loadgen, &bins.peers] {
+    for p in [&bins.echo_server, &bins.loadgen].into_iter().chain(needs_peers.then_some(&bins.peers)) {
         if !p.exists() {
             return Err(format!("{} is missing (run without --no-build)", p.display()));
         }
@@ -453,6 +464,17 @@ pub fn run(args: &[String]) -> Result {
         say(format!("bench: memory, {} servers x {counts:?} connections", servers.len()));
         let res = run_memory(&bins, &servers, counts, &logs);
         write_memory(&mut md, &servers, counts, &res);
+    }
+    if o.parts.iter().any(|p| p == "broadcast") {
+        let setup = crate::bench_broadcast::Setup {
+            server: meta.example_bin("broadcast_bench"),
+            loadgen: &bins.loadgen,
+            python: bins.interop.then_some(bins.python.as_path()),
+            logs: &logs,
+            quick: o.quick,
+            rounds: o.rounds,
+        };
+        crate::bench_broadcast::run(&setup, &mut md)?;
     }
     let _ = writeln!(md, "\nTotal bench time: {}.", fmt_dur(started.elapsed()));
 

@@ -2,6 +2,7 @@
 
 mod autobahn;
 mod bench;
+mod bench_broadcast;
 mod interop;
 mod perf_gate;
 mod util;
@@ -25,7 +26,7 @@ tasks:
   perf-gate instruction counts (callgrind) of benches/instructions.rs against the
             baseline benches/instructions.toml; fails on > 5 % growth without a note
             (cargo xtask perf-gate --help; re-record: --record --note \"why\")
-  bench     echo throughput / memory against other stacks (cargo xtask bench --help)
+  bench     echo throughput / memory / broadcast against other stacks (cargo xtask bench --help)
   miri      the tests of the code under `unsafe` (ws-proto's Utf8Bytes) under Miri
             (nightly; installs the miri component with rustup when missing)
 

@@ -161,6 +161,11 @@ impl Spawned {
         Ok(Self { name: name.to_owned(), log: log.to_owned(), child, done: None })
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
         if self.done.is_none() {
             self.done = self.child.try_wait().map_err(|e| format!("{}: {e}", self.name))?;

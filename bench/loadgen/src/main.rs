@@ -7,16 +7,29 @@
 //! server used during the measured window: which of the two was busy, and each one's cost per echo.
 //! Idle mode (`--idle N`) opens N connections, echoes one message on each (none with
 //! `--no-echo`), prints `READY` and holds them until stdin closes.
+//! Broadcast mode (`--broadcast`) opens `--receivers N` connections (and `--stalled S` that
+//! never read) to a fan-out server, sends it messages on `/control` and prints one JSON line:
+//! `{"messages":..,"deliveries":..,"deliveries_per_s":..,"wire_bytes_per_delivery":..,..}`.
 
-use ws_load::{Options, Report};
+use ws_load::{BroadcastOptions, BroadcastReport, Options, Report};
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
-                  [--server-pid PID] [--idle N [--no-echo]]";
+                  [--server-pid PID] [--idle N [--no-echo]]
+                  [--broadcast [--receivers N] [--stalled N] [--window K] [--until-dropped N]]";
 
-fn parse_args() -> Result<(Options, usize, bool), String> {
+/// The command line: the echo options, and the broadcast mode's.
+struct Args {
+    echo: Options,
+    idle: usize,
+    no_echo: bool,
+    broadcast: Option<BroadcastOptions>,
+}
+
+fn parse_args() -> Result<Args, String> {
     let mut a = Options::default();
-    let (mut idle, mut no_echo) = (0, false);
+    let (mut idle, mut no_echo, mut broadcast) = (0, false, false);
+    let mut b = BroadcastOptions::default();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
@@ -33,18 +46,56 @@ fn parse_args() -> Result<(Options, usize, bool), String> {
             "--idle" => idle = num(val()?)? as usize,
             "--no-echo" => no_echo = true,
             "--server-pid" => a.server_pid = Some(num(val()?)? as u32),
+            "--broadcast" => broadcast = true,
+            "--receivers" => b.receivers = num(val()?)? as usize,
+            "--stalled" => b.stalled = num(val()?)? as usize,
+            "--window" => b.window = num(val()?)? as usize,
+            "--until-dropped" => b.until_dropped = num(val()?)? as u64,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
-    Ok((a, idle, no_echo))
+    let broadcast = broadcast.then(|| BroadcastOptions {
+        addr: a.addr.clone(),
+        size: a.size,
+        deflate: a.deflate,
+        warmup: a.warmup,
+        duration: a.duration,
+        server_pid: a.server_pid,
+        ..b
+    });
+    Ok(Args { echo: a, idle, no_echo, broadcast })
+}
+
+fn cpu(c: Option<[f64; 2]>) -> String {
+    match c {
+        Some([u, s]) => format!("[{u:.3},{s:.3}]"),
+        None => "null".into(),
+    }
+}
+
+fn print_broadcast(r: &BroadcastReport) {
+    let opt = |v: Option<u64>| v.map_or("null".into(), |v| v.to_string());
+    println!(
+        "{{\"messages\":{},\"deliveries\":{},\"secs\":{:.3},\"deliveries_per_s\":{:.1},\"wire_bytes_per_delivery\":{:.1},\"compressed\":{},\"server_no_context_takeover\":{},\"server_delivered\":{},\"server_dropped\":{},\"rss_start\":{},\"rss_max\":{},\"rss_end\":{},\"loadgen_cpu\":{},\"server_cpu\":{}}}",
+        r.messages,
+        r.deliveries,
+        r.secs,
+        r.deliveries_per_s,
+        r.wire_bytes_per_delivery,
+        r.compressed,
+        r.server_no_context_takeover,
+        r.server_delivered,
+        r.server_dropped,
+        opt(r.rss_start),
+        opt(r.rss_max),
+        opt(r.rss_end),
+        cpu(r.loadgen_cpu),
+        cpu(r.server_cpu),
+    );
 }
 
 fn print(r: &Report) {
-    let cpu = |c: Option<[f64; 2]>| match c {
-        Some([u, s]) => format!("[{u:.3},{s:.3}]"),
-        None => "null".into(),
-    };
     println!(
         "{{\"msgs\":{},\"secs\":{:.3},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"conns\":{},\"inflight\":{},\"frame_len\":{},\"loadgen_cpu\":{},\"server_cpu\":{}}}",
         r.msgs,
@@ -62,7 +113,7 @@ fn print(r: &Report) {
 }
 
 fn main() {
-    let (args, idle, no_echo) = match parse_args() {
+    let Args { echo: args, idle, no_echo, broadcast } = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -70,7 +121,12 @@ fn main() {
         }
     };
     let res = ws_load::block_on(async move {
-        if idle > 0 {
+        if let Some(b) = broadcast {
+            let report = ws_load::run_broadcast(&b).await?;
+            report.check()?;
+            print_broadcast(&report);
+            Ok(())
+        } else if idle > 0 {
             ws_load::run_idle(&args, idle, no_echo, |n| println!("READY {n}")).await
         } else {
             let report = ws_load::run_load(&args, |_| {}).await?;

@@ -12,7 +12,8 @@
 //!   every echo is really inflated, with one persistent raw inflater per connection.
 //!
 //! [`run_load`] measures throughput and latency into a [`Report`]; [`run_idle`] opens many
-//! connections and holds them. Both run on a [`tokio::task::LocalSet`] ([`block_on`]).
+//! connections and holds them; [`run_broadcast`] measures a fan-out server (many receivers, one
+//! sender). All run on a [`tokio::task::LocalSet`] ([`block_on`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -29,6 +30,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
+
+mod broadcast;
+pub use broadcast::{BroadcastOptions, BroadcastReport, json_message, run_broadcast};
 
 /// What each message carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
