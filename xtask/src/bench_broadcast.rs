@@ -105,7 +105,8 @@ struct Sample {
     compressed: f64,
     no_context_takeover: f64,
     server_dropped: f64,
-    server_cpu: Option<f64>,
+    /// Server CPU seconds (user + system, user) over the window.
+    server_cpu: Option<(f64, f64)>,
     loadgen_cpu: Option<f64>,
     rss: [Option<f64>; 3],
 }
@@ -113,7 +114,12 @@ struct Sample {
 impl Sample {
     /// Server CPU (user + system) per delivery, in µs.
     fn cpu_us(&self) -> Option<f64> {
-        self.server_cpu.filter(|_| self.deliveries > 0.0).map(|c| c * 1e6 / self.deliveries)
+        self.server_cpu.filter(|_| self.deliveries > 0.0).map(|c| c.0 * 1e6 / self.deliveries)
+    }
+
+    /// Server user CPU per delivery, in µs (the rest is the kernel's: mostly the writes).
+    fn user_us(&self) -> Option<f64> {
+        self.server_cpu.filter(|_| self.deliveries > 0.0).map(|c| c.1 * 1e6 / self.deliveries)
     }
 }
 
@@ -165,7 +171,7 @@ fn run_one(setup: &Setup, srv: Srv, run: &Run) -> std::result::Result<Sample, St
         compressed: f("compressed")?,
         no_context_takeover: f("server_no_context_takeover")?,
         server_dropped: f("server_dropped")?,
-        server_cpu: cpu("server_cpu"),
+        server_cpu: cpu("server_cpu").zip(v["server_cpu"][0].as_f64()),
         loadgen_cpu: cpu("loadgen_cpu"),
         rss: ["rss_start", "rss_max", "rss_end"].map(|k| v[k].as_f64()),
     })
@@ -305,8 +311,8 @@ fn write_fanout(md: &mut String, servers: &[Srv], cells: &[(usize, bool)], res: 
          Each message (all distinct) is sent by a control connection and passed by the server to every \
          receiver; {WINDOW} messages in flight, so no receiver is skipped. Deliveries/s = messages the receivers \
          got per second; CPU = the server's user + system time per delivery (`/proc/<pid>/stat` over the \
-         measured window); bytes = payload bytes per message on the wire (the compressed size, with \
-         compression); load gen. = how busy the load generator's one core was. With compression, the \
+         measured window; user time in brackets, the rest is the kernel's, mostly the writes); bytes = \
+         payload bytes per message on the wire (the compressed size, with compression); load gen. = how busy the load generator's one core was. With compression, the \
          Broadcaster negotiates `server_no_context_takeover` (`Deflate(Memory::Shared)`) and compresses once; \
          the per-connection loop and Python keep context takeover (their defaults) and compress per \
          connection. Medians of the rounds.\n"
@@ -326,11 +332,12 @@ fn write_fanout(md: &mut String, servers: &[Srv], cells: &[(usize, bool)], res: 
         for &s in servers {
             let rate = med(res, (cell, s), |x| Some(x.deliveries_per_s));
             let cpu = med(res, (cell, s), Sample::cpu_us);
+            let user = med(res, (cell, s), Sample::user_us);
             let bytes = med(res, (cell, s), |x| Some(x.wire_bytes));
             let busy = med(res, (cell, s), |x| Some(x.loadgen_cpu? / x.secs));
-            let _ = match (rate, cpu, bytes, busy) {
-                (Some(r), Some(c), Some(b), Some(u)) => {
-                    write!(md, " {}, {c:.2} µs, {b:.0} B, {:.0} % |", fmt_rate(r), u * 100.0)
+            let _ = match (rate, cpu, user, bytes, busy) {
+                (Some(r), Some(c), Some(us), Some(b), Some(u)) => {
+                    write!(md, " {}, {c:.2} µs ({us:.2} user), {b:.0} B, {:.0} % |", fmt_rate(r), u * 100.0)
                 }
                 _ => write!(md, " error |"),
             };
