@@ -36,6 +36,8 @@ const MIN_MESSAGES: u64 = 4;
 /// The longest the warm-up, or a window, may take.
 const MAX_WAIT: Duration = Duration::from_secs(120);
 
+/// The largest frame (and message, for the checking receiver) accepted: more is a server bug.
+const MAX_FRAME: u64 = 1 << 20;
 /// The receive buffer of a connection that never reads (the kernel doubles it).
 const STALLED_RCVBUF: u32 = 4096;
 
@@ -302,7 +304,7 @@ impl Frames {
             9 | 10 if self.remaining <= 125 => {}
             op => return Err(format!("unexpected frame (opcode {op})")),
         }
-        if self.opcode < 8 && !self.keep && self.remaining > 1 << 20 {
+        if self.opcode < 8 && self.remaining > MAX_FRAME {
             return Err(format!("frame of {} bytes", self.remaining));
         }
         Ok(())
@@ -423,6 +425,9 @@ async fn receiver(
                     fan.wire_bytes.set(fan.wire_bytes.get() + bytes as u64);
                     if let Some(c) = checker.as_mut() {
                         c.message.extend_from_slice(&f.payload);
+                        if c.message.len() as u64 > MAX_FRAME {
+                            return Err(format!("message of more than {MAX_FRAME} bytes"));
+                        }
                     }
                     if end {
                         if f.compressed && !neg.deflate {
