@@ -7,16 +7,32 @@
 //! server used during the measured window: which of the two was busy, and each one's cost per echo.
 //! Idle mode (`--idle N`) opens N connections, echoes one message on each (none with
 //! `--no-echo`), prints `READY` and holds them until stdin closes.
+//! Soak mode (`--soak SECS`, for `cargo xtask soak`) keeps `--conns` connections coming and going
+//! and prints tab-separated lines: once a second
+//! `second T ECHOES P99_US OPEN OPENED ERRORS`, then at the end `echoes N`, `opened N`,
+//! `outcome COUNT WHAT` per kind of ending and `error KIND COUNT FIRST-MESSAGE` per kind of error.
 
-use ws_load::{Options, Report};
+use std::time::Duration;
+
+use ws_load::{Options, Report, SoakOptions, SoakReport};
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
-                  [--server-pid PID] [--idle N [--no-echo]]";
+                  [--server-pid PID] [--idle N [--no-echo]]
+                  [--soak SECS [--ramp SECS] [--seed N]]";
 
-fn parse_args() -> Result<(Options, usize, bool), String> {
+/// What to run besides the options of a throughput run.
+struct Mode {
+    idle: usize,
+    no_echo: bool,
+    soak: Option<SoakOptions>,
+}
+
+fn parse_args() -> Result<(Options, Mode), String> {
     let mut a = Options::default();
     let (mut idle, mut no_echo) = (0, false);
+    let mut soak: Option<SoakOptions> = None;
+    let (mut ramp, mut seed) = (None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
@@ -33,11 +49,36 @@ fn parse_args() -> Result<(Options, usize, bool), String> {
             "--idle" => idle = num(val()?)? as usize,
             "--no-echo" => no_echo = true,
             "--server-pid" => a.server_pid = Some(num(val()?)? as u32),
+            "--soak" => {
+                let duration = Duration::from_secs_f64(num(val()?)?);
+                soak = Some(SoakOptions { duration, ..SoakOptions::default() });
+            }
+            "--ramp" => ramp = Some(Duration::from_secs_f64(num(val()?)?)),
+            "--seed" => seed = Some(num(val()?)? as u64),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
-    Ok((a, idle, no_echo))
+    if let Some(s) = &mut soak {
+        s.addr = a.addr.clone();
+        s.conns = a.conns;
+        s.ramp = ramp.unwrap_or(s.ramp);
+        s.seed = seed.unwrap_or(s.seed);
+    }
+    Ok((a, Mode { idle, no_echo, soak }))
+}
+
+/// The soak's closing lines (tabs and line breaks in messages made spaces).
+fn print_soak(r: &SoakReport) {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    println!("echoes\t{}", r.echoes);
+    println!("opened\t{}", r.opened);
+    for (what, n) in &r.outcomes {
+        println!("outcome\t{n}\t{what}");
+    }
+    for (kind, (n, first)) in &r.errors {
+        println!("error\t{kind}\t{n}\t{}", clean(first));
+    }
 }
 
 fn print(r: &Report) {
@@ -62,7 +103,7 @@ fn print(r: &Report) {
 }
 
 fn main() {
-    let (args, idle, no_echo) = match parse_args() {
+    let (args, Mode { idle, no_echo, soak }) = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -70,7 +111,17 @@ fn main() {
         }
     };
     let res = ws_load::block_on(async move {
-        if idle > 0 {
+        if let Some(soak) = soak {
+            let report = ws_load::run_soak(&soak, |s| {
+                println!(
+                    "second\t{}\t{}\t{:.0}\t{}\t{}\t{}",
+                    s.t, s.echoes, s.p99_us, s.open, s.opened, s.errors
+                );
+            })
+            .await;
+            print_soak(&report);
+            Ok(())
+        } else if idle > 0 {
             ws_load::run_idle(&args, idle, no_echo, |n| println!("READY {n}")).await
         } else {
             let report = ws_load::run_load(&args, |_| {}).await?;
