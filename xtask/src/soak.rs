@@ -264,7 +264,7 @@ pub fn run(args: &[String]) -> Result {
                     let _ = loadgen.kill();
                     break;
                 }
-                if row.t as u64 % 60 == 0 {
+                if (row.t as u64).is_multiple_of(60) {
                     say(format!(
                         "  {:>5.0} s  RSS {:>7.1} MiB  fds {:>6}  tasks {:>6}  open {:>6}  echoes/s {:>6}  p99 {:>8.1} ms  errors {}",
                         row.t,
