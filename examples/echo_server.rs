@@ -1,11 +1,13 @@
 //! Echoes every message back, with the default settings (permessage-deflate on).
 //!
-//! `cargo run --release --example echo_server -- [ADDR] [--no-compression | --lean-compression]`
-//! (default 127.0.0.1:8765). `--lean-compression` uses the memory-lean mode: per-thread zlib
-//! streams, no context takeover.
+//! `cargo run --release --example echo_server -- [ADDR] [--no-compression | --lean-compression]
+//! [--report-tasks]` (default 127.0.0.1:8765). `--lean-compression` uses the memory-lean mode:
+//! per-thread zlib streams, no context takeover. `--report-tasks` prints `tasks N` on stdout once
+//! a second, N being the runtime's live tasks (`cargo xtask soak` watches it for leaks).
 
 mod common;
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use ws_tokio::{Compression, Memory, ServerBuilder};
@@ -14,10 +16,12 @@ use ws_tokio::{Compression, Memory, ServerBuilder};
 async fn main() -> Result<(), common::Report> {
     let mut addr = "127.0.0.1:8765".to_owned();
     let mut compression = Some(Compression::default());
+    let mut report_tasks = false;
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--no-compression" => compression = None,
             "--lean-compression" => compression = Some(Compression::Deflate(Memory::Shared)),
+            "--report-tasks" => report_tasks = true,
             _ => addr = arg,
         }
     }
@@ -35,6 +39,20 @@ async fn main() -> Result<(), common::Report> {
         )
         .await?;
     eprintln!("echo_server listening on {}", server.local_addr().map_or(addr, |a| a.to_string()));
+    if report_tasks {
+        // One counter read a second (tokio's stable RuntimeMetrics); this task counts as one.
+        let metrics = tokio::runtime::Handle::current().metrics();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                // Whoever reads may go away: stop reporting rather than panic.
+                if writeln!(std::io::stdout(), "tasks {}", metrics.num_alive_tasks()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     tokio::signal::ctrl_c().await?;
     server.shutdown(Duration::from_secs(5)).await;
     Ok(())

@@ -5,6 +5,7 @@ mod bench;
 mod bench_broadcast;
 mod interop;
 mod perf_gate;
+mod soak;
 mod util;
 
 use std::process::{Command, ExitCode};
@@ -27,6 +28,9 @@ tasks:
             baseline benches/instructions.toml; fails on > 5 % growth without a note
             (cargo xtask perf-gate --help; re-record: --record --note \"why\")
   bench     echo throughput / memory / broadcast against other stacks (cargo xtask bench --help)
+  soak      thousands of connections coming and going for N minutes against echo_server:
+            RSS, fds, tasks and p99 once a second, CSV + PNG; fails on errors or growth
+            (cargo xtask soak --help)
   miri      the tests of the code under `unsafe` (ws-proto's Utf8Bytes) under Miri
             (nightly; installs the miri component with rustup when missing)
 
@@ -42,6 +46,7 @@ fn main() -> ExitCode {
         Some("interop") => interop::run(rest),
         Some("bench") => bench::run(rest),
         Some("perf-gate") => perf_gate::run(rest),
+        Some("soak") => soak::run(rest),
         Some("miri") => miri(rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");

@@ -10,26 +10,36 @@
 //! Broadcast mode (`--broadcast`) opens `--receivers N` connections (and `--stalled S` that
 //! never read) to a fan-out server, sends it messages on `/control` and prints one JSON line:
 //! `{"messages":..,"deliveries":..,"deliveries_per_s":..,"wire_bytes_per_delivery":..,..}`.
+//! Soak mode (`--soak SECS`, for `cargo xtask soak`) keeps `--conns` connections coming and going
+//! and prints tab-separated lines: once a second
+//! `second T ECHOES P99_US OPEN OPENED ERRORS`, then at the end `echoes N`, `opened N`,
+//! `outcome COUNT WHAT` per kind of ending and `error KIND COUNT FIRST-MESSAGE` per kind of error.
 
-use ws_load::{BroadcastOptions, BroadcastReport, Options, Report};
+use std::time::Duration;
+
+use ws_load::{BroadcastOptions, BroadcastReport, Options, Report, SoakOptions, SoakReport};
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
                   [--server-pid PID] [--idle N [--no-echo]]
-                  [--broadcast [--receivers N] [--stalled N] [--window K] [--until-dropped N]]";
+                  [--broadcast [--receivers N] [--stalled N] [--window K] [--until-dropped N]]
+                  [--soak SECS [--ramp SECS] [--seed N]]";
 
-/// The command line: the echo options, and the broadcast mode's.
+/// The command line: the echo options, and the other modes'.
 struct Args {
     echo: Options,
     idle: usize,
     no_echo: bool,
     broadcast: Option<BroadcastOptions>,
+    soak: Option<SoakOptions>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Options::default();
     let (mut idle, mut no_echo, mut broadcast) = (0, false, false);
     let mut b = BroadcastOptions::default();
+    let mut soak: Option<SoakOptions> = None;
+    let (mut ramp, mut seed) = (None, None);
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
@@ -51,6 +61,12 @@ fn parse_args() -> Result<Args, String> {
             "--stalled" => b.stalled = num(val()?)? as usize,
             "--window" => b.window = num(val()?)? as usize,
             "--until-dropped" => b.until_dropped = num(val()?)? as u64,
+            "--soak" => {
+                let duration = Duration::from_secs_f64(num(val()?)?);
+                soak = Some(SoakOptions { duration, ..SoakOptions::default() });
+            }
+            "--ramp" => ramp = Some(Duration::from_secs_f64(num(val()?)?)),
+            "--seed" => seed = Some(num(val()?)? as u64),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -64,7 +80,13 @@ fn parse_args() -> Result<Args, String> {
         server_pid: a.server_pid,
         ..b
     });
-    Ok(Args { echo: a, idle, no_echo, broadcast })
+    if let Some(s) = &mut soak {
+        s.addr = a.addr.clone();
+        s.conns = a.conns;
+        s.ramp = ramp.unwrap_or(s.ramp);
+        s.seed = seed.unwrap_or(s.seed);
+    }
+    Ok(Args { echo: a, idle, no_echo, broadcast, soak })
 }
 
 fn cpu(c: Option<[f64; 2]>) -> String {
@@ -95,6 +117,19 @@ fn print_broadcast(r: &BroadcastReport) {
     );
 }
 
+/// The soak's closing lines (tabs and line breaks in messages made spaces).
+fn print_soak(r: &SoakReport) {
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    println!("echoes\t{}", r.echoes);
+    println!("opened\t{}", r.opened);
+    for (what, n) in &r.outcomes {
+        println!("outcome\t{n}\t{what}");
+    }
+    for (kind, (n, first)) in &r.errors {
+        println!("error\t{kind}\t{n}\t{}", clean(first));
+    }
+}
+
 fn print(r: &Report) {
     println!(
         "{{\"msgs\":{},\"secs\":{:.3},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"conns\":{},\"inflight\":{},\"frame_len\":{},\"loadgen_cpu\":{},\"server_cpu\":{}}}",
@@ -113,7 +148,7 @@ fn print(r: &Report) {
 }
 
 fn main() {
-    let Args { echo: args, idle, no_echo, broadcast } = match parse_args() {
+    let Args { echo: args, idle, no_echo, broadcast, soak } = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -125,6 +160,16 @@ fn main() {
             let report = ws_load::run_broadcast(&b).await?;
             report.check()?;
             print_broadcast(&report);
+            Ok(())
+        } else if let Some(soak) = soak {
+            let report = ws_load::run_soak(&soak, |s| {
+                println!(
+                    "second\t{}\t{}\t{:.0}\t{}\t{}\t{}",
+                    s.t, s.echoes, s.p99_us, s.open, s.opened, s.errors
+                );
+            })
+            .await;
+            print_soak(&report);
             Ok(())
         } else if idle > 0 {
             ws_load::run_idle(&args, idle, no_echo, |n| println!("READY {n}")).await

@@ -13,7 +13,8 @@
 //!
 //! [`run_load`] measures throughput and latency into a [`Report`]; [`run_idle`] opens many
 //! connections and holds them; [`run_broadcast`] measures a fan-out server (many receivers, one
-//! sender). All run on a [`tokio::task::LocalSet`] ([`block_on`]).
+//! sender); [`run_soak`] keeps thousands of connections coming and going for a long time
+//! (`cargo xtask soak`). All run on a [`tokio::task::LocalSet`] ([`block_on`]).
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -32,7 +33,9 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 
 mod broadcast;
+mod soak;
 pub use broadcast::{BroadcastOptions, BroadcastReport, json_message, run_broadcast};
+pub use soak::{SoakOptions, SoakReport, SoakSecond, run_soak};
 
 /// What each message carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -412,6 +415,14 @@ struct EchoReader {
     verified_once: bool,
     /// The current frame is masked (raw TCP echo): compare with the masked bytes we sent.
     masked: bool,
+    /// Accept pings and a close frame (the soak's long-lived connections) instead of failing.
+    control: bool,
+    /// The control frame being read: its opcode and payload so far.
+    control_frame: Option<(u8, Vec<u8>)>,
+    /// Payloads of the pings received, to be answered.
+    pings: Vec<Vec<u8>>,
+    /// The server's close frame, when one came: its code (1005 when it has none).
+    close: Option<u16>,
 }
 
 impl EchoReader {
@@ -430,7 +441,17 @@ impl EchoReader {
             verify: false,
             verified_once: false,
             masked: false,
+            control: false,
+            control_frame: None,
+            pings: Vec::new(),
+            close: None,
         }
+    }
+
+    /// A reader that takes pings and close frames in its stride (see [`EchoReader::control`]).
+    /// Its inflate buffer is smaller: thousands of these live at once.
+    fn with_control(plan: Rc<Plan>, neg: Negotiated) -> Self {
+        Self { control: true, inflate_out: vec![0; 16 * 1024], ..Self::new(plan, neg) }
     }
 
     /// Consumes `data`; returns the number of echoes completed.
@@ -446,16 +467,19 @@ impl EchoReader {
                     continue; // extended length / mask key bytes follow
                 }
                 self.start_frame()?;
-                if self.remaining == 0 && self.end_frame()? {
+                if self.remaining == 0 && self.finish_frame()? {
                     done += 1;
                 }
                 continue;
             }
             let take = (self.remaining.min(data.len() as u64)) as usize;
-            self.payload_bytes(&data[..take], false)?;
+            match &mut self.control_frame {
+                Some((_, body)) => body.extend_from_slice(&data[..take]),
+                None => self.payload_bytes(&data[..take], false)?,
+            }
             data = &data[take..];
             self.remaining -= take as u64;
-            if self.remaining == 0 && self.end_frame()? {
+            if self.remaining == 0 && self.finish_frame()? {
                 done += 1;
             }
         }
@@ -503,6 +527,12 @@ impl EchoReader {
                 self.msg_len = 0;
                 self.verify = !self.verified_once;
             }
+            8 | 9 if self.control => {
+                if len > 125 || !self.fin {
+                    return Err(format!("bad control frame (opcode {opcode}, {len} bytes)"));
+                }
+                self.control_frame = Some((opcode, Vec::with_capacity(len as usize)));
+            }
             8 => return Err("server sent close".into()),
             9 | 10 => return Err("unexpected ping/pong".into()),
             _ => return Err(format!("unexpected opcode {opcode}")),
@@ -510,7 +540,20 @@ impl EchoReader {
         Ok(())
     }
 
-    /// Handles the end of a frame; true when it completed a message.
+    /// Handles the end of a data or control frame; true when it completed a message.
+    fn finish_frame(&mut self) -> Result<bool, String> {
+        let Some((opcode, body)) = self.control_frame.take() else {
+            return self.end_frame();
+        };
+        if opcode == 9 {
+            self.pings.push(body);
+        } else {
+            self.close = Some(body.get(..2).map_or(1005, |c| u16::from_be_bytes([c[0], c[1]])));
+        }
+        Ok(false)
+    }
+
+    /// Handles the end of a data frame; true when it completed a message.
     fn end_frame(&mut self) -> Result<bool, String> {
         if !self.fin {
             return Ok(false);
@@ -920,6 +963,34 @@ mod tests {
             let done: usize = two.chunks(1).map(|c| echo.feed(c).expect("valid echo")).sum();
             assert_eq!(done, 2, "{payload:?} deflate={deflate}");
         }
+    }
+
+    #[test]
+    fn pings_and_close_are_taken_when_control_is_on() {
+        let plan = plan(Payload::Json, false);
+        let neg = || Negotiated { deflate: false, server_no_context_takeover: false };
+        let ping = [0x89, 0x04, 1, 2, 3, 4];
+        let close = [0x88, 0x02, 0x03, 0xf3];
+        // An echo in two fragments with a ping between them, then a close frame (1011).
+        let whole = server_frame(&plan);
+        let (head, body) = whole.split_at(4); // 300 bytes: 2-byte header + 2-byte length
+        let cut = 100;
+        let mut wire = vec![0x01, 126];
+        wire.extend_from_slice(&(cut as u16).to_be_bytes());
+        wire.extend_from_slice(&body[..cut]);
+        wire.extend_from_slice(&ping);
+        wire.extend_from_slice(&[0x80, 126]);
+        wire.extend_from_slice(&((body.len() - cut) as u16).to_be_bytes());
+        wire.extend_from_slice(&body[cut..]);
+        wire.extend_from_slice(&close);
+        assert_eq!(head[1], 126);
+        let mut echo = EchoReader::with_control(plan.clone(), neg());
+        let done: usize = wire.chunks(3).map(|c| echo.feed(c).expect("valid frames")).sum();
+        assert_eq!(done, 1);
+        assert_eq!(echo.pings, vec![vec![1, 2, 3, 4]]);
+        assert_eq!(echo.close, Some(1011));
+        // Without control, the same ping is an error (the throughput runs expect none).
+        assert!(EchoReader::new(plan, neg()).feed(&ping).is_err());
     }
 
     #[test]
