@@ -29,18 +29,44 @@ const DEADLINE: Duration = Duration::from_secs(3);
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// How the connection must end, on both sides.
+/// How the connection must end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ending {
     /// Every message echoed, then a normal closure (1000) started by the client.
     Normal,
-    /// Closed abnormally: 1006, no close frame (a reset, a FIN without a close frame).
+    /// Closed abnormally on both sides: 1006, no close frame (a reset, a FIN without a close
+    /// frame).
     Abnormal,
     /// Both sides' keepalive times out (1011, not delivered).
     Keepalive,
     /// The client closes after the fault and its closing handshake times out; the server's
     /// keepalive times out.
+    ClientCloses,
+    /// The server shuts down after the fault (1001, not delivered): its closing handshake
+    /// times out and `Server::shutdown` returns; the client's keepalive times out.
+    ServerShutsDown,
+}
+
+/// How one side ended: the error its `recv` returned at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Normal,
+    Abnormal,
+    Keepalive,
     CloseTimeout,
+}
+
+impl Ending {
+    /// The client's end and the server's.
+    fn sides(self) -> (Outcome, Outcome) {
+        match self {
+            Self::Normal => (Outcome::Normal, Outcome::Normal),
+            Self::Abnormal => (Outcome::Abnormal, Outcome::Abnormal),
+            Self::Keepalive => (Outcome::Keepalive, Outcome::Keepalive),
+            Self::ClientCloses => (Outcome::CloseTimeout, Outcome::Keepalive),
+            Self::ServerShutsDown => (Outcome::Keepalive, Outcome::CloseTimeout),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -123,12 +149,12 @@ struct End {
     at: Instant,
 }
 
-fn ended_as(ending: Ending, error: &Error) -> bool {
-    match ending {
-        Ending::Normal => error.is_normal_closure(),
-        Ending::Abnormal => matches!(error, Error::Closed(c) if c.code == CloseCode::ABNORMAL && !c.ok),
-        Ending::Keepalive => matches!(error, Error::Timeout(Timeout::Keepalive)),
-        Ending::CloseTimeout => matches!(error, Error::Timeout(Timeout::Close)),
+fn ended_as(end: Outcome, error: &Error) -> bool {
+    match end {
+        Outcome::Normal => error.is_normal_closure(),
+        Outcome::Abnormal => matches!(error, Error::Closed(c) if c.code == CloseCode::ABNORMAL && !c.ok),
+        Outcome::Keepalive => matches!(error, Error::Timeout(Timeout::Keepalive)),
+        Outcome::CloseTimeout => matches!(error, Error::Timeout(Timeout::Close)),
     }
 }
 
@@ -211,7 +237,7 @@ async fn exchange(case: &Case) -> String {
                 return (sent, Some((e, Instant::now())), None);
             }
         }
-        if case.ending != Ending::CloseTimeout {
+        if case.ending != Ending::ClientCloses {
             return (sent, None, None);
         }
         relay.fired().await;
@@ -230,7 +256,15 @@ async fn exchange(case: &Case) -> String {
             }
         }
     };
-    let ((sent, send_error, closed), mut client) = tokio::join!(writer, reader);
+    let stopper = async {
+        if case.ending != Ending::ServerShutsDown {
+            return (Some(server), None);
+        }
+        relay.fired().await;
+        server.shutdown(Duration::from_secs(10)).await;
+        (None, Some(Instant::now()))
+    };
+    let ((sent, send_error, closed), mut client, (server, stopped)) = tokio::join!(writer, reader, stopper);
 
     if case.ending == Ending::Normal {
         let t = Instant::now();
@@ -241,7 +275,9 @@ async fn exchange(case: &Case) -> String {
     }
     let server = {
         let end = tokio::time::timeout(DEADLINE + SLACK, server_end.recv()).await;
-        server.shutdown(Duration::from_secs(1)).await;
+        if let Some(server) = server {
+            server.shutdown(Duration::from_secs(1)).await;
+        }
         end.unwrap_or_else(|_| panic!("{}: the server's handler did not end", case.name)).unwrap()
     };
     let fired = relay.fired_at();
@@ -254,9 +290,8 @@ async fn exchange(case: &Case) -> String {
     assert_prefix(&format!("{}: client", case.name), &client.received, &server.received);
     let client_error = client.error.as_ref().unwrap();
     let server_error = server.error.as_ref().unwrap();
-    let ending = case.ending;
-    assert!(ended_as(ending, client_error), "{}: the client ended with {client_error:?}", case.name);
-    let server_ending = if case.ending == Ending::CloseTimeout { Ending::Keepalive } else { case.ending };
+    let (client_ending, server_ending) = case.ending.sides();
+    assert!(ended_as(client_ending, client_error), "{}: the client ended with {client_error:?}", case.name);
     assert!(ended_as(server_ending, server_error), "{}: the server ended with {server_error:?}", case.name);
     if case.ending == Ending::Normal {
         assert_eq!(server.received.len(), expected, "{}", case.name);
@@ -270,7 +305,7 @@ async fn exchange(case: &Case) -> String {
     let mut ends = vec![("client recv", client.at), ("server", server.at)];
     if let Some((error, at)) = &send_error {
         assert!(
-            ended_as(server_ending, error) || ended_as(ending, error),
+            ended_as(server_ending, error) || ended_as(client_ending, error),
             "{}: send failed with {error:?}",
             case.name
         );
@@ -280,8 +315,11 @@ async fn exchange(case: &Case) -> String {
     }
     if let Some((result, at)) = closed {
         let error = result.expect_err("close() through a vanished link cannot succeed");
-        assert!(ended_as(Ending::CloseTimeout, &error), "{}: close() ended with {error:?}", case.name);
+        assert!(ended_as(Outcome::CloseTimeout, &error), "{}: close() ended with {error:?}", case.name);
         ends.push(("client close", at));
+    }
+    if let Some(at) = stopped {
+        ends.push(("server shutdown", at));
     }
     let mut line = format!(
         "ok: {}/{} messages through, client {client_error}, server {server_error}; after the fault:",
@@ -451,9 +489,16 @@ fn matrix_vanish() {
             format!("vanish, then the client closes, {}", deflate(compression)),
             faults,
             compression,
-            Ending::CloseTimeout,
+            Ending::ClientCloses,
         );
         case.client_keepalive = false;
+        run(&case);
+        // The server shuts down after the client vanished: shutdown() returns once the
+        // closing handshake times out.
+        let (faults, _) = one_way(true, Fault::Vanish { after: 70_000 });
+        let name = format!("vanish, then the server shuts down, {}", deflate(compression));
+        let mut case = Case::new(name, faults, compression, Ending::ServerShutsDown);
+        case.server_keepalive = false;
         run(&case);
     }
 }
