@@ -7,8 +7,9 @@
 //! number of bytes, or a peer that vanishes (nothing forwarded any more, nothing closed).
 //!
 //! Byte counts (`after`) start behind the HTTP head (the first blank line) of each direction,
-//! so that a fault lands on WebSocket frames, e.g. in the middle of the first one. The relay
-//! knows nothing else of WebSocket.
+//! so that a fault lands on WebSocket frames, e.g. in the middle of the first one; with TLS,
+//! from the first byte ([`Faults::count_from_start`]). The relay knows nothing else of
+//! WebSocket.
 //!
 //! Loss and reordering of packets cannot be injected here: the relay sits above TCP, which
 //! retransmits and reorders before any byte reaches it.
@@ -95,6 +96,9 @@ pub struct Faults {
     pub client_to_server: Fault,
     /// Applied to what the server sends.
     pub server_to_client: Fault,
+    /// Count the bytes that trigger a fault from the first one, not from behind the HTTP head:
+    /// for TLS, whose heads the relay cannot see.
+    pub count_from_start: bool,
 }
 
 /// The state of one relayed connection, shared by its two directions.
@@ -201,8 +205,9 @@ async fn relay(
     let reset = {
         let (client_read, client_write) = client.split();
         let (server_read, server_write) = server.split();
-        let up = pipe(client_read, server_write, faults.client_to_server, &link, fired);
-        let down = pipe(server_read, client_write, faults.server_to_client, &link, fired);
+        let head = !faults.count_from_start;
+        let up = pipe(client_read, server_write, faults.client_to_server, head, &link, fired);
+        let down = pipe(server_read, client_write, faults.server_to_client, head, &link, fired);
         tokio::select! {
             _ = async { tokio::join!(up, down) } => false,
             _ = state.wait_for(|s| *s == Link::Reset) => true,
@@ -226,11 +231,12 @@ async fn pipe(
     src: ReadHalf<'_>,
     dst: WriteHalf<'_>,
     fault: Fault,
+    head: bool,
     link: &watch::Sender<Link>,
     fired: &watch::Sender<Option<Instant>>,
 ) {
     let (tx, rx) = mpsc::channel(CHUNKS_IN_FLIGHT);
-    tokio::join!(read_side(src, tx, fault, link), write_side(rx, dst, fault, link, fired));
+    tokio::join!(read_side(src, tx, fault, link), write_side(rx, dst, fault, head, link, fired));
 }
 
 async fn read_side(mut src: ReadHalf<'_>, tx: mpsc::Sender<Chunk>, fault: Fault, link: &watch::Sender<Link>) {
@@ -270,10 +276,11 @@ async fn write_side(
     mut rx: mpsc::Receiver<Chunk>,
     mut dst: WriteHalf<'_>,
     fault: Fault,
+    head: bool,
     link: &watch::Sender<Link>,
     fired: &watch::Sender<Option<Instant>>,
 ) {
-    let mut head = HeadScan::default();
+    let mut head = HeadScan { done: !head, ..HeadScan::default() };
     let mut forwarded: u64 = 0;
     let mut trigger = fault.after();
     while let Some(chunk) = rx.recv().await {

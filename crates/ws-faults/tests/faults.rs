@@ -10,6 +10,9 @@
 //! Cases run one at a time (file descriptors are counted for the whole process).
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../ws-tokio/tests/tls_common/mod.rs"]
+mod tls_common;
+
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -85,6 +88,8 @@ struct Case {
     messages: Vec<Message>,
     /// After the messages, the client sends 64 KiB messages until a send fails.
     flood: bool,
+    /// `wss://`, with certificates made for the test.
+    tls: bool,
     ending: Ending,
     /// How long the case may run at most (a hang fails it).
     budget: Duration,
@@ -100,6 +105,7 @@ impl Case {
             server_keepalive: true,
             messages: messages(150_000),
             flood: false,
+            tls: false,
             ending,
             budget: Duration::from_secs(20),
         }
@@ -207,7 +213,16 @@ async fn exchange(case: &Case) -> String {
     let (reports, mut server_end) = mpsc::unbounded_channel();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let upstream = listener.local_addr().unwrap();
-    let server = ServerBuilder::new()
+    let pki = case.tls.then(|| tls_common::TestPki::new(&["localhost"]));
+    let mut server = ServerBuilder::new();
+    let mut client = ClientBuilder::new();
+    let mut uri = "ws://127.0.0.1";
+    if let Some(pki) = &pki {
+        server = server.tls_pem(pki.cert_file(), pki.key_file()).unwrap();
+        client = client.tls_config(pki.client_config());
+        uri = "wss://localhost";
+    }
+    let server = server
         .config(config(case.server_keepalive))
         .compression(compression)
         .serve_listener(
@@ -221,11 +236,11 @@ async fn exchange(case: &Case) -> String {
         )
         .unwrap();
     let relay = Relay::start(upstream, case.faults).await.unwrap();
-    let ws = ClientBuilder::new()
+    let ws = client
         .config(config(case.client_keepalive))
         .compression(compression)
         .proxy(None)
-        .connect(&format!("ws://{}/", relay.addr()))
+        .connect(&format!("{uri}:{}/", relay.addr().port()))
         .await
         .unwrap();
     let (mut read, mut write) = ws.split();
@@ -233,10 +248,11 @@ async fn exchange(case: &Case) -> String {
     let expected = case.messages.len();
     let writer = async {
         let mut sent = Vec::new();
+        // One random message (incompressible), sent again and again: the flood fills the
+        // buffers fast even in a debug build.
         let mut rng = fastrand::Rng::with_seed(1);
-        let mut flood = std::iter::from_fn(|| {
-            case.flood.then(|| Message::binary((0..65536).map(|_| rng.u8(..)).collect::<Vec<u8>>()))
-        });
+        let flood_message = Message::binary((0..65536).map(|_| rng.u8(..)).collect::<Vec<u8>>());
+        let mut flood = std::iter::from_fn(|| case.flood.then(|| flood_message.clone()));
         for message in case.messages.iter().cloned().chain(&mut flood) {
             sent.push(message.clone());
             if let Err(e) = write.send(message).await {
@@ -367,7 +383,7 @@ async fn echo(mut ws: WebSocket) -> End {
 }
 
 fn both(fault: Fault) -> Faults {
-    Faults { client_to_server: fault, server_to_client: fault }
+    Faults { client_to_server: fault, server_to_client: fault, ..Faults::default() }
 }
 
 /// The fault on one direction: client to server (`true`) or server to client.
@@ -553,6 +569,66 @@ fn matrix_reset_and_half_close_sweep() {
         }
     }
     println!("{cases} sweep cases in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A TLS client floods a link that vanishes: closing its transport means writing
+/// `close_notify` behind what it still buffers, which never goes. Hung forever before the
+/// driver bounded the transport's shutdown by `close_timeout`.
+fn tls_vanish_under_a_flood(compression: bool) {
+    let (mut faults, _) = one_way(true, Fault::Vanish { after: 500_000 });
+    faults.count_from_start = true;
+    let name = format!("TLS: vanish under a flood of sends, {}", deflate(compression));
+    let mut case = Case::new(name, faults, compression, Ending::Keepalive);
+    case.flood = true;
+    case.tls = true;
+    run(&case);
+}
+
+#[test]
+fn tls_peer_vanishes_under_a_flood() {
+    tls_vanish_under_a_flood(false);
+}
+
+/// TLS, a FIN in a record from the server: the client's read fails (no `close_notify`); its
+/// side must still be shut down, or the server only learns from keepalive.
+#[test]
+fn tls_half_close_in_a_record() {
+    let (mut faults, _) = one_way(false, Fault::HalfClose { after: 3000 });
+    faults.count_from_start = true;
+    let mut case = Case::new("TLS: half-close, server->client, plain", faults, false, Ending::Abnormal);
+    case.tls = true;
+    run(&case);
+}
+
+/// Over TLS, where closing the transport means writing `close_notify` first.
+#[test]
+#[ignore = "the whole matrix: cargo xtask faults"]
+fn matrix_tls() {
+    tls_vanish_under_a_flood(true);
+    for compression in [true, false] {
+        // Reset and half-close in the TLS stream, wherever they land.
+        for fault in [Fault::Reset { after: 3000 }, Fault::HalfClose { after: 3000 }] {
+            for up in [true, false] {
+                let (mut faults, dir) = one_way(up, fault);
+                faults.count_from_start = true;
+                let name = format!("TLS: {fault:?}, {dir}, {}", deflate(compression));
+                let mut case = Case::new(name, faults, compression, Ending::Anywhere);
+                case.tls = true;
+                run(&case);
+            }
+        }
+        // A vanished peer, dropped by keepalive.
+        let (mut faults, _) = one_way(false, Fault::Vanish { after: 3000 });
+        faults.count_from_start = true;
+        let mut case = Case::new(
+            format!("TLS: vanish, {}", deflate(compression)),
+            faults,
+            compression,
+            Ending::Keepalive,
+        );
+        case.tls = true;
+        run(&case);
+    }
 }
 
 #[test]
