@@ -29,9 +29,9 @@ tasks:
   bench     echo throughput / memory / broadcast against other stacks (cargo xtask bench --help)
   faults    a real ws-tokio client and server through a fault-injecting TCP relay: delay,
             1-byte segments, 30 s stalls, resets and half-closes (also swept over byte
-            offsets), vanishing peers, both ways,
-            deflate on and off (about 4 minutes; `cargo test` runs a quick subset).
-            Extra arguments filter the tests (cargo xtask faults vanish)
+            offsets), vanishing peers; both ways, deflate on and off, plain and TLS
+            (about 4 minutes; `cargo test` runs a quick subset). Extra arguments filter
+            the tests (cargo xtask faults vanish)
   miri      the tests of the code under `unsafe` (ws-proto's Utf8Bytes) under Miri
             (nightly; installs the miri component with rustup when missing)
 
