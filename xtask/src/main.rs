@@ -31,6 +31,11 @@ tasks:
   soak      thousands of connections coming and going for N minutes against echo_server:
             RSS, fds, tasks and p99 once a second, CSV + PNG; fails on errors or growth
             (cargo xtask soak --help)
+  faults    a real ws-tokio client and server through a fault-injecting TCP relay: delay,
+            1-byte segments, 30 s stalls, resets and half-closes (also swept over byte
+            offsets), vanishing peers; both ways, deflate on and off, plain and TLS
+            (about 4 minutes; `cargo test` runs a quick subset). Extra arguments filter
+            the tests (cargo xtask faults vanish)
   miri      the tests of the code under `unsafe` (ws-proto's Utf8Bytes) under Miri
             (nightly; installs the miri component with rustup when missing)
 
@@ -48,6 +53,7 @@ fn main() -> ExitCode {
         Some("perf-gate") => perf_gate::run(rest),
         Some("soak") => soak::run(rest),
         Some("miri") => miri(rest),
+        Some("faults") => faults(rest),
         None | Some("help" | "-h" | "--help") => {
             println!("{HELP}");
             Ok(())
@@ -86,6 +92,26 @@ fn miri(args: &[String]) -> Result {
             .current_dir(util::root()),
         "cargo miri test",
     )
+}
+
+/// `cargo xtask faults [FILTER...]`: every case of crates/ws-faults/tests/faults.rs, the
+/// `#[ignore]`d matrix included, one at a time (they count the process's file descriptors),
+/// with each case's outcome and timings printed.
+fn faults(filters: &[String]) -> Result {
+    if let Some(a) = filters.iter().find(|a| a.starts_with('-')) {
+        return Err(format!("`faults` takes test name filters, not options (got `{a}`)"));
+    }
+    let t = Instant::now();
+    util::step_status(
+        Command::new(util::cargo())
+            .args(["test", "-p", "ws-faults", "--test", "faults", "--"])
+            .args(["--include-ignored", "--nocapture", "--test-threads", "1"])
+            .args(filters)
+            .current_dir(util::root()),
+        "cargo test -p ws-faults --test faults -- --include-ignored",
+    )?;
+    say(format!("faults: all cases passed in {}", fmt_dur(t.elapsed())));
+    Ok(())
 }
 
 /// tests-interop/browser/setup.sh (Chromium and chromedriver); a machine where they cannot be

@@ -113,6 +113,11 @@ pub(crate) struct Pump<S> {
     /// a registered, unexpired timer is all there is to check.
     deadlines_changed: bool,
     idle: Option<IdleRelease>,
+    /// `close_timeout`, which also bounds the transport's shutdown.
+    close_timeout: Option<Duration>,
+    /// When a transport shutdown that could not finish at once is given up (a TLS stream
+    /// must write `close_notify`, and what it still buffers, to a peer that may never read).
+    shutdown_by: Option<Instant>,
     pings: VecDeque<PendingPing>,
     ping_counter: u32,
     latency: Duration,
@@ -249,6 +254,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             sleep_registered: false,
             deadlines_changed: true,
             idle: config.idle_release.map(|after| IdleRelease { after, deadline: None, traffic: false }),
+            close_timeout: config.close_timeout,
+            shutdown_by: None,
             pings: VecDeque::new(),
             ping_counter: 0,
             latency: Duration::ZERO,
@@ -323,8 +330,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                     // The last frames go out first (the close timer bounds the wait).
                     break;
                 }
-                if !self.broken {
-                    let _ = ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+                let shut = Pin::new(&mut self.io).poll_shutdown(cx);
+                // A broken transport gets one try, no wait: a TLS stream whose peer hung up
+                // without `close_notify` can still tell it so, as a plain socket's FIN does.
+                if !self.broken && shut.is_pending() && !self.shutdown_overdue(cx) {
+                    return Poll::Pending;
                 }
                 self.finish();
                 return Poll::Ready(());
@@ -547,10 +557,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     fn next_deadline(&self) -> Option<Instant> {
         let proto = self.proto.poll_timeout().map(Instant::from_std);
         let idle = self.idle.as_ref().and_then(|i| i.deadline);
-        match (proto, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [proto, idle, self.shutdown_by].into_iter().flatten().min()
+    }
+
+    /// The transport's shutdown is pending: whether to give up on it now, because the closing
+    /// handshake timed out already or the shutdown took `close_timeout` by itself. Otherwise
+    /// the timer wakes the driver when it should.
+    fn shutdown_overdue(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.proto.closing_timed_out() {
+            return true;
         }
+        let Some(limit) = self.close_timeout else { return false };
+        let now = Instant::now();
+        let by = *self.shutdown_by.get_or_insert_with(|| {
+            self.deadlines_changed = true;
+            now + limit
+        });
+        if by <= now {
+            tracing::debug!("the transport's shutdown timed out: closing it as it is");
+            return true;
+        }
+        self.poll_timers(cx);
+        false
     }
 
     fn on_deadline(&mut self, now: Instant) {

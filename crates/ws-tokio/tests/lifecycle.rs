@@ -699,3 +699,85 @@ async fn write_half_alone_gets_keepalive_and_close_handling() {
     expect_eof(&mut silent).await;
     server.shutdown(WAIT).await;
 }
+
+/// A transport whose shutdown never finishes, as a TLS stream's does when `close_notify` (and
+/// what it still buffers) cannot be written because the peer stopped reading.
+struct ShutdownNeverEnds(tokio::io::DuplexStream);
+
+impl AsyncRead for ShutdownNeverEnds {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ShutdownNeverEnds {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+/// Regression: the driver waited for the transport's shutdown without a bound, so a TLS
+/// connection whose peer vanished with full buffers never ended (found by `cargo xtask
+/// faults`, `matrix_tls`). The shutdown now gets `close_timeout`, none if the closing handshake
+/// timed out already; after a normal closing handshake and after the peer's end of file alike.
+#[tokio::test]
+async fn a_transport_shutdown_that_never_finishes_is_given_up_after_close_timeout() {
+    let acceptor = ServerBuilder::new().close_timeout(Some(MS_100)).build().unwrap();
+
+    // After a normal closing handshake.
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let (server, client) = tokio::join!(
+        acceptor.accept(ShutdownNeverEnds(server_io)),
+        ClientBuilder::new().close_timeout(Some(MS_100)).connect_with("ws://in-memory/", client_io)
+    );
+    let (mut server, mut client) = (server.unwrap(), client.unwrap());
+    let t = Instant::now();
+    let (_, ended) =
+        tokio::join!(client.close(CloseCode::NORMAL, ""), tokio::time::timeout(WAIT, server.recv()));
+    let error = ended.expect("the server's connection never ended").unwrap_err();
+    assert!(error.is_normal_closure(), "{error:?}");
+    let elapsed = t.elapsed();
+    assert!(elapsed >= MS_100 && elapsed < 4 * MS_100, "ended after {elapsed:?}");
+
+    // After the peer's end of file, without a close frame: no closing handshake, no closing timer.
+    let (server_io, mut client_io) = tokio::io::duplex(64 * 1024);
+    let request = "GET / HTTP/1.1\r\nHost: in-memory\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let (server, ()) = tokio::join!(acceptor.accept(ShutdownNeverEnds(server_io)), async {
+        client_io.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(client_io.read_u8().await.unwrap());
+        }
+    });
+    let mut server = server.unwrap();
+    let t = Instant::now();
+    drop(client_io);
+    let ended = tokio::time::timeout(WAIT, server.recv()).await;
+    let error = ended.expect("the server's connection never ended").unwrap_err();
+    assert!(matches!(&error, Error::Closed(c) if c.code == CloseCode::ABNORMAL), "{error:?}");
+    let elapsed = t.elapsed();
+    assert!(elapsed >= MS_100 && elapsed < 4 * MS_100, "ended after {elapsed:?}");
+}
