@@ -2,7 +2,8 @@
 //! that `xtask/src/bench.rs` reads, around the `ws-load` crate (shared with `ws bench`).
 //!
 //! Throughput mode prints one JSON line:
-//! `{"msgs":..,"secs":..,"msg_per_s":..,"mb_per_s":..,"p50_us":..,"p99_us":..,"conns":..,..}`,
+//! `{"msgs":..,"secs":..,"msg_per_s":..,"mb_per_s":..,"p50_us":..,"p99_us":..,"conns":..,..}`
+//! (with the bytes on the wire per payload byte each way: `sent_wire_ratio`, `echo_wire_ratio`),
 //! with the CPU time (user and system seconds) the load generator and, given `--server-pid`, the
 //! server used during the measured window: which of the two was busy, and each one's cost per echo.
 //! Idle mode (`--idle N`) opens N connections, echoes one message on each (none with
@@ -132,7 +133,7 @@ fn print_soak(r: &SoakReport) {
 
 fn print(r: &Report) {
     println!(
-        "{{\"msgs\":{},\"secs\":{:.3},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"conns\":{},\"inflight\":{},\"frame_len\":{},\"loadgen_cpu\":{},\"server_cpu\":{}}}",
+        "{{\"msgs\":{},\"secs\":{:.3},\"msg_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{:.1},\"p99_us\":{:.1},\"conns\":{},\"inflight\":{},\"frame_len\":{},\"pool\":{},\"sent_wire_ratio\":{:.4},\"echo_wire_ratio\":{:.4},\"loadgen_cpu\":{},\"server_cpu\":{}}}",
         r.msgs,
         r.secs,
         r.msg_per_s,
@@ -142,6 +143,9 @@ fn print(r: &Report) {
         r.conns,
         r.inflight,
         r.frame_len,
+        r.pool,
+        r.sent_wire_ratio,
+        r.echo_wire_ratio,
         cpu(r.loadgen_cpu),
         cpu(r.server_cpu),
     );

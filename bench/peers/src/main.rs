@@ -3,11 +3,20 @@
 //! `ws-peers --impl NAME [ADDR]` with NAME one of:
 //! `raw` (TCP echo, the ceiling), `tungstenite` (tokio-tungstenite), `fastwebsockets`,
 //! `ratchet`, `ratchet-deflate` (ratchet_rs with permessage-deflate, its default config),
-//! `sockudo` (sockudo-ws).
+//! `sockudo` (sockudo-ws), `tokio-websockets`; and `tungstenite-flush`, `sockudo-flush`: the
+//! same two libraries with a flush after every message.
 //!
-//! Each is the library's plain echo loop (receive a message, send it back), on a multi-thread
-//! tokio runtime with `TOKIO_WORKER_THREADS` workers (default 2), TCP_NODELAY on, exactly like
-//! the ws `echo_server` example. Prints `listening on ADDR` to stderr once bound.
+//! Each peer runs the echo loop its own examples or README write, the fastest they document:
+//! tokio-tungstenite splits the socket and `forward`s the stream into the sink (flushing only
+//! when no message is ready), sockudo-ws `feed`s replies (flushed when the input batch runs
+//! out), fastwebsockets and tokio-websockets run the handler in `tokio::task::unconstrained`.
+//! The `-flush` variants are the receive / `send` loop many applications write, kept as a
+//! second row. All run on a multi-thread tokio runtime with `TOKIO_WORKER_THREADS` workers
+//! (default 2), TCP_NODELAY on, like the ws `echo_server` example. Prints `listening on ADDR`
+//! to stderr once bound.
+//!
+//! `ws-peers --spin` is no server: it busy-loops on one thread until killed. `cargo xtask bench`
+//! runs one per CPU at `SCHED_IDLE` priority so that idle vCPUs do not halt between echoes.
 
 use std::error::Error;
 
@@ -23,6 +32,7 @@ fn main() -> Res {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--impl" => imp = args.next().ok_or("--impl needs a value")?,
+            "--spin" => spin(),
             _ => addr = a,
         }
     }
@@ -39,10 +49,13 @@ fn main() -> Res {
                 let r = match imp.as_str() {
                     "raw" => raw(stream).await,
                     "tungstenite" => tungstenite(stream).await,
-                    "fastwebsockets" => fastws(stream).await,
+                    "tungstenite-flush" => tungstenite_flush(stream).await,
+                    "fastwebsockets" => tokio::task::unconstrained(fastws(stream)).await,
                     "ratchet" => ratchet(stream, false).await,
                     "ratchet-deflate" => ratchet(stream, true).await,
-                    "sockudo" => sockudo(stream).await,
+                    "sockudo" => sockudo(stream, false).await,
+                    "sockudo-flush" => sockudo(stream, true).await,
+                    "tokio-websockets" => tokio::task::unconstrained(tokio_websockets(stream)).await,
                     other => {
                         eprintln!("unknown --impl {other}");
                         std::process::exit(2);
@@ -69,7 +82,25 @@ async fn raw(mut stream: TcpStream) -> Res {
     }
 }
 
+/// Keeps its CPU out of idle (see the module docs); never returns.
+fn spin() -> ! {
+    let mut x = 0u64;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+/// tokio-tungstenite's `echo-server` example: the split halves, `forward`ed.
 async fn tungstenite(stream: TcpStream) -> Res {
+    use futures_util::{StreamExt as _, TryStreamExt as _};
+    let ws = tokio_tungstenite::accept_async(stream).await?;
+    let (write, read) = ws.split();
+    read.try_filter(|msg| std::future::ready(msg.is_text() || msg.is_binary())).forward(write).await?;
+    Ok(())
+}
+
+/// tokio-tungstenite with `send` (a flush) after every message.
+async fn tungstenite_flush(stream: TcpStream) -> Res {
     use futures_util::{SinkExt as _, StreamExt as _};
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
     while let Some(msg) = ws.next().await {
@@ -159,7 +190,8 @@ async fn ratchet(stream: TcpStream, deflate: bool) -> Res {
     if deflate { echo!(DeflateExtProvider::default()) } else { echo!(NoExtProvider) }
 }
 
-async fn sockudo(mut stream: TcpStream) -> Res {
+/// sockudo-ws: replies `feed` as its README's echo loop does, or `send` (a flush each) with `flush`.
+async fn sockudo(mut stream: TcpStream, flush: bool) -> Res {
     use futures_util::{SinkExt as _, StreamExt as _};
     use sockudo_ws::protocol::Message;
     use sockudo_ws::{Config, WebSocketStream};
@@ -173,9 +205,29 @@ async fn sockudo(mut stream: TcpStream) -> Res {
     );
     while let Some(msg) = ws.next().await {
         match msg? {
-            m @ (Message::Text(_) | Message::Binary(_)) => ws.send(m).await?,
+            m @ (Message::Text(_) | Message::Binary(_)) if flush => ws.send(m).await?,
+            m @ (Message::Text(_) | Message::Binary(_)) => ws.feed(m).await?,
             Message::Close(_) => break,
             _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// tokio-websockets' `echo_server` example (its SIMD masking and UTF-8 validation are chosen at
+/// run time since 0.11.1, no feature needed).
+async fn tokio_websockets(stream: TcpStream) -> Res {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_websockets::{Config, Limits, ServerBuilder};
+    let (_request, mut ws) = ServerBuilder::new()
+        .config(Config::default().frame_size(usize::MAX))
+        .limits(Limits::unlimited())
+        .accept(stream)
+        .await?;
+    while let Some(msg) = ws.next().await {
+        let msg = msg?;
+        if msg.is_text() || msg.is_binary() {
+            ws.send(msg).await?;
         }
     }
     Ok(())

@@ -141,7 +141,7 @@ fn json(args: &Args, r: &Report) -> String {
     format!(
         "{{\"url\":\"{url}\",\"conns\":{},\"in_flight\":{},\"size\":{},\"payload\":\"{}\",\"compression\":{},\
          \"duration_s\":{:.3},\"messages\":{},\"messages_per_s\":{:.1},\"mb_per_s\":{:.3},\"p50_us\":{:.1},\
-         \"p90_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"errors\":{}}}",
+         \"p90_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\"sent_wire_ratio\":{:.4},\"echo_wire_ratio\":{:.4},\"errors\":{}}}",
         r.conns,
         r.inflight,
         args.size,
@@ -155,6 +155,8 @@ fn json(args: &Args, r: &Report) -> String {
         r.p90_us,
         r.p99_us,
         r.max_us,
+        r.sent_wire_ratio,
+        r.echo_wire_ratio,
         r.errors.len(),
     )
 }
@@ -170,7 +172,7 @@ fn table(args: &Args, r: &Report) -> String {
         if args.compression { ", permessage-deflate" } else { "" },
         r.secs,
     );
-    let rows = [
+    let mut rows = vec![
         ("messages", thousands(r.msgs as f64)),
         ("messages/s", thousands(r.msg_per_s)),
         ("MB/s", format!("{:.2}", r.mb_per_s)),
@@ -180,6 +182,11 @@ fn table(args: &Args, r: &Report) -> String {
         ("latency max", micros(r.max_us)),
         ("errors", r.errors.len().to_string()),
     ];
+    if args.compression {
+        // Bytes on the wire per payload byte: a speed bought with weaker compression shows here.
+        rows.push(("wire / sent", format!("{:.3}", r.sent_wire_ratio)));
+        rows.push(("wire / echo", format!("{:.3}", r.echo_wire_ratio)));
+    }
     for (name, value) in rows {
         out.push_str(&format!("  {name:<12} {value:>12}\n"));
     }

@@ -4,12 +4,17 @@
 //! Built to stay out of the way of the server it measures:
 //! - raw tokio TCP on a current-thread runtime (one core), the opening handshake written by hand;
 //! - every frame is encoded, masked (and, with `deflate`, compressed) once, before the run;
-//!   sending N frames is one `write_all` of a slice of a pre-built buffer of N copies;
+//!   sending N frames is one `write_all` of a slice of a pre-built buffer;
+//! - with `deflate`, the client offers `client_max_window_bits` as browsers do and compresses
+//!   a pool of distinct JSON messages with context takeover (one compressor over the pool, in
+//!   sending order, unless the server asks for `client_no_context_takeover`), so that neither
+//!   side sees the same message twice within its window;
 //! - each connection keeps `inflight` messages in flight (a reader task returns credits to a
 //!   writer task), and echoes are matched to sends in FIFO order for the round-trip latency;
 //! - echoes are parsed in a streaming way (no per-message buffering); the first echo of each
-//!   connection is compared byte for byte, the others by opcode and length. With `deflate`
-//!   every echo is really inflated, with one persistent raw inflater per connection.
+//!   connection (every message of the pool's first cycle) is compared byte for byte, the others
+//!   by opcode and length. With `deflate` every echo is really inflated, with one persistent raw
+//!   inflater per connection, and the bytes on the wire are counted both ways.
 //!
 //! [`run_load`] measures throughput and latency into a [`Report`]; [`run_idle`] opens many
 //! connections and holds them; [`run_broadcast`] measures a fan-out server (many receivers, one
@@ -70,7 +75,8 @@ pub struct Options {
     pub warmup: f64,
     /// Seconds measured.
     pub duration: f64,
-    /// Offer permessage-deflate (client_no_context_takeover) and send compressed frames.
+    /// Offer permessage-deflate and send compressed frames, a pool of distinct messages
+    /// compressed with context takeover.
     pub deflate: bool,
     /// The server's process id, to report its CPU time over the measured window.
     pub server_pid: Option<u32>,
@@ -192,8 +198,15 @@ pub struct Report {
     pub conns: usize,
     /// Messages in flight per connection.
     pub inflight: usize,
-    /// Bytes of one frame on the wire.
+    /// Bytes of one frame on the wire (the pool's average with `deflate`).
     pub frame_len: usize,
+    /// Distinct messages sent in turn (1 without `deflate`).
+    pub pool: usize,
+    /// Bytes the client puts on the wire per payload byte (frame headers included; below 1 when
+    /// compressed).
+    pub sent_wire_ratio: f64,
+    /// Bytes of the server's echoes on the wire per payload byte, in the measured window.
+    pub echo_wire_ratio: f64,
     /// The load generator's CPU time (user, system seconds) over the window.
     pub loadgen_cpu: Option<[f64; 2]>,
     /// The server's, given `server_pid`.
@@ -209,12 +222,13 @@ pub fn block_on<F: Future>(f: F) -> io::Result<F::Output> {
     Ok(tokio::task::LocalSet::new().block_on(&rt, f))
 }
 
-/// A compressible JSON-like payload of exactly `size` ASCII bytes (valid UTF-8).
-fn json_payload(size: usize) -> Vec<u8> {
+/// A compressible JSON-like payload of exactly `size` ASCII bytes (valid UTF-8); each `seed`
+/// gives different records.
+fn json_payload(size: usize, seed: u64) -> Vec<u8> {
     let mut out = String::with_capacity(size + 128);
     out.push('[');
-    let mut i: u64 = 0;
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut i: u64 = seed * 100_000;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
     while out.len() < size {
         x ^= x << 13;
         x ^= x >> 7;
@@ -237,9 +251,10 @@ fn json_payload(size: usize) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// `size` pseudo-random bytes (xorshift, fixed seed): incompressible, not UTF-8, so sent as binary.
-fn random_payload(size: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+/// `size` pseudo-random bytes (xorshift, from `seed`): incompressible, not UTF-8, so sent as
+/// binary.
+fn random_payload(size: usize, seed: u64) -> Vec<u8> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut out = Vec::with_capacity(size + 8);
     while out.len() < size {
         x ^= x << 13;
@@ -251,14 +266,15 @@ fn random_payload(size: usize) -> Vec<u8> {
     out
 }
 
-/// Raw deflate of one whole message without context takeover, minus the `00 00 ff ff` tail.
-fn deflate_message(data: &[u8]) -> Vec<u8> {
-    let mut c = Compress::new(Compression::default(), false);
+/// Raw deflate of one whole message with `c`, minus the `00 00 ff ff` tail; `c` keeps the
+/// history for the next message (context takeover).
+fn deflate_message(c: &mut Compress, data: &[u8]) -> Vec<u8> {
+    let start = c.total_in() as usize;
     let mut out = Vec::with_capacity(data.len() + 64);
     loop {
-        let before = c.total_in() as usize;
+        let before = c.total_in() as usize - start;
         c.compress_vec(&data[before..], &mut out, FlushCompress::Sync).expect("deflate");
-        if c.total_in() as usize == data.len() && out.len() < out.capacity() {
+        if c.total_in() as usize - start == data.len() && out.len() < out.capacity() {
             break;
         }
         out.reserve(out.capacity().max(64));
@@ -289,16 +305,37 @@ fn encode_frame(opcode: u8, rsv1: bool, payload: &[u8], mask: [u8; 4]) -> Vec<u8
 
 /// What a connection needs to know about the run, shared by all connections.
 struct Plan {
-    /// `inflight` copies of the pre-encoded frame, back to back.
+    /// The pool's pre-encoded frames in sending order, the pool repeated so that `inflight`
+    /// consecutive frames from any place in the pool are contiguous.
     frames: Vec<u8>,
-    frame_len: usize,
-    /// The uncompressed payload, to check echoes against.
-    payload: Vec<u8>,
-    /// The payload as masked on the wire (what a raw TCP echo returns).
-    masked: Vec<u8>,
+    /// Where frame `j` of `frames` starts (and `j - 1` ends).
+    offsets: Vec<usize>,
+    /// The distinct uncompressed payloads, to check echoes against.
+    messages: Vec<Vec<u8>>,
+    /// Each payload as masked on the wire (what a raw TCP echo returns); empty with deflate.
+    masked: Vec<Vec<u8>>,
     opcode: u8,
-    deflate: bool,
     inflight: usize,
+}
+
+impl Plan {
+    fn pool(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// `n` frames from the pool's `k`-th on, as one slice (`k < pool`, `n <= inflight`).
+    fn frames_from(&self, k: usize, n: usize) -> &[u8] {
+        &self.frames[self.offsets[k]..self.offsets[k + n]]
+    }
+
+    /// Bytes on the wire of one cycle through the pool.
+    fn pool_wire(&self) -> usize {
+        self.offsets[self.pool()] - self.offsets[0]
+    }
+
+    fn size(&self) -> usize {
+        self.messages[0].len()
+    }
 }
 
 /// Counters shared by the connection tasks (single-threaded runtime).
@@ -309,12 +346,28 @@ struct Stats {
     /// Echoes received since the start, warm-up included (for progress reports).
     total: Cell<u64>,
     samples: RefCell<Vec<u32>>,
+    /// Bytes on the wire of the echoes counted in `msgs`.
+    wire: Cell<u64>,
     errors: RefCell<Vec<String>>,
 }
 
+/// The permessage-deflate parameters the server accepted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Negotiated {
     deflate: bool,
     server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    /// The window the client may compress with (15 unless the server limits it).
+    client_max_window_bits: u8,
+}
+
+impl Negotiated {
+    const NONE: Self = Self {
+        deflate: false,
+        server_no_context_takeover: false,
+        client_no_context_takeover: false,
+        client_max_window_bits: 15,
+    };
 }
 
 async fn handshake(
@@ -329,11 +382,9 @@ async fn handshake(
         *b = (t >> ((i % 8) * 8)) as u8 ^ i as u8;
     }
     let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
-    let ext = if deflate {
-        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
-    } else {
-        ""
-    };
+    // What browsers offer: the server may cap the client's window, context is kept both ways.
+    let ext =
+        if deflate { "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" } else { "" };
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
@@ -368,7 +419,7 @@ async fn handshake(
         base64::engine::general_purpose::STANDARD.encode(h.finalize())
     };
     let mut accept_ok = false;
-    let mut neg = Negotiated { deflate: false, server_no_context_takeover: false };
+    let mut neg = Negotiated::NONE;
     for line in lines {
         let Some((name, value)) = line.split_once(':') else { continue };
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
@@ -376,9 +427,22 @@ async fn handshake(
             accept_ok = value == expected;
         } else if name == "sec-websocket-extensions" {
             for param in value.split(';').map(str::trim) {
-                match param {
+                let (key, arg) = match param.split_once('=') {
+                    Some((k, v)) => (k.trim(), Some(v.trim().trim_matches('"'))),
+                    None => (param, None),
+                };
+                match key {
                     "permessage-deflate" => neg.deflate = true,
                     "server_no_context_takeover" => neg.server_no_context_takeover = true,
+                    "client_no_context_takeover" => neg.client_no_context_takeover = true,
+                    "client_max_window_bits" => {
+                        let bits = arg.and_then(|v| v.parse::<u8>().ok()).filter(|b| (8..=15).contains(b));
+                        let bits = bits.ok_or_else(|| {
+                            io::Error::other(format!("bad client_max_window_bits in `{value}`"))
+                        })?;
+                        // zlib's raw deflate has no 8-bit window; 9 bits is what it uses instead.
+                        neg.client_max_window_bits = bits.max(9);
+                    }
                     _ => {}
                 }
             }
@@ -410,9 +474,14 @@ struct EchoReader {
     in_message: bool,
     /// Uncompressed bytes of the current message seen so far.
     msg_len: usize,
-    /// Compare the current message's bytes to the payload (first echo only).
+    /// Compare the current message's bytes to the payload (the pool's first cycle only).
     verify: bool,
-    verified_once: bool,
+    /// Messages received so far: the next one echoes `plan.messages[received % pool]`.
+    received: u64,
+    /// Bytes on the wire (headers and payload) of the current message so far.
+    wire: u64,
+    /// Bytes on the wire of the messages completed since the last [`EchoReader::take_wire`].
+    wire_done: u64,
     /// The current frame is masked (raw TCP echo): compare with the masked bytes we sent.
     masked: bool,
     /// Accept pings and a close frame (the soak's long-lived connections) instead of failing.
@@ -439,7 +508,9 @@ impl EchoReader {
             in_message: false,
             msg_len: 0,
             verify: false,
-            verified_once: false,
+            received: 0,
+            wire: 0,
+            wire_done: 0,
             masked: false,
             control: false,
             control_frame: None,
@@ -462,6 +533,7 @@ impl EchoReader {
                 let need = self.hdr_needed();
                 let take = need.min(data.len());
                 self.hdr.extend_from_slice(&data[..take]);
+                self.wire += take as u64;
                 data = &data[take..];
                 if self.hdr_needed() > 0 {
                     continue; // extended length / mask key bytes follow
@@ -477,6 +549,7 @@ impl EchoReader {
                 Some((_, body)) => body.extend_from_slice(&data[..take]),
                 None => self.payload_bytes(&data[..take], false)?,
             }
+            self.wire += take as u64;
             data = &data[take..];
             self.remaining -= take as u64;
             if self.remaining == 0 && self.finish_frame()? {
@@ -525,7 +598,7 @@ impl EchoReader {
                     return Err("RSV1 without permessage-deflate".into());
                 }
                 self.msg_len = 0;
-                self.verify = !self.verified_once;
+                self.verify = self.received < self.plan.pool() as u64;
             }
             8 | 9 if self.control => {
                 if len > 125 || !self.fin {
@@ -565,13 +638,17 @@ impl EchoReader {
             }
         }
         self.in_message = false;
-        if self.msg_len != self.plan.payload.len() {
-            return Err(format!("echo of {} bytes, sent {}", self.msg_len, self.plan.payload.len()));
+        if self.msg_len != self.plan.size() {
+            return Err(format!("echo of {} bytes, sent {}", self.msg_len, self.plan.size()));
         }
-        if self.verify {
-            self.verified_once = true;
-        }
+        self.received += 1;
+        self.wire_done += std::mem::take(&mut self.wire);
         Ok(true)
+    }
+
+    /// Bytes on the wire of the messages completed since the last call.
+    fn take_wire(&mut self) -> u64 {
+        std::mem::take(&mut self.wire_done)
     }
 
     fn payload_bytes(&mut self, data: &[u8], tail: bool) -> Result<(), String> {
@@ -612,7 +689,8 @@ impl EchoReader {
         let at = self.msg_len;
         self.msg_len += bytes.len();
         if self.verify {
-            let expected = if self.masked { &self.plan.masked } else { &self.plan.payload };
+            let k = (self.received % self.plan.pool() as u64) as usize;
+            let expected = if self.masked { &self.plan.masked[k] } else { &self.plan.messages[k] };
             let want = expected.get(at..at + bytes.len());
             if want != Some(bytes) {
                 return Err(format!("echo differs from the message sent (at byte {at})"));
@@ -622,12 +700,12 @@ impl EchoReader {
     }
 }
 
-async fn open(o: &Options, plan: &Plan) -> Result<(TcpStream, Negotiated, Vec<u8>), Error> {
+async fn open(o: &Options) -> Result<(TcpStream, Negotiated, Vec<u8>), Error> {
     let connect = |source| Error::Connect { addr: o.addr.clone(), source };
     let mut stream = TcpStream::connect(&o.addr).await.map_err(connect)?;
     stream.set_nodelay(true).map_err(connect)?;
     let host = o.host.as_deref().unwrap_or(&o.addr);
-    let (neg, leftover) = handshake(&mut stream, host, &o.path, plan.deflate)
+    let (neg, leftover) = handshake(&mut stream, host, &o.path, o.deflate)
         .await
         .map_err(|source| Error::Handshake { addr: o.addr.clone(), source })?;
     Ok((stream, neg, leftover))
@@ -642,6 +720,8 @@ async fn writer(
     credits: Rc<Semaphore>,
     sent: Rc<RefCell<VecDeque<Instant>>>,
 ) {
+    // The pool's next message.
+    let mut next = 0;
     loop {
         let Ok(permit) = credits.acquire().await else {
             // The run is over (credits closed): close politely, 1000, so the server sees a
@@ -651,15 +731,17 @@ async fn writer(
         };
         permit.forget();
         let extra = credits.available_permits().min(plan.inflight - 1);
+        let k = next;
         if extra > 0 {
             if let Ok(p) = credits.try_acquire_many(extra as u32) {
                 p.forget();
             }
         }
         let n = 1 + extra;
+        next = (k + n) % plan.pool();
         let now = Instant::now();
         sent.borrow_mut().extend(std::iter::repeat_n(now, n));
-        if w.write_all(&plan.frames[..n * plan.frame_len]).await.is_err() {
+        if w.write_all(plan.frames_from(k, n)).await.is_err() {
             return;
         }
     }
@@ -688,6 +770,7 @@ async fn reader(
             return Err("server closed the connection".into());
         }
         let done = echo.feed(&buf[..n])?;
+        let wire = echo.take_wire();
         if done > 0 {
             let now = Instant::now();
             let mut q = sent.borrow_mut();
@@ -698,6 +781,7 @@ async fn reader(
                     samples.push(((now - t).as_nanos() / 100).min(u32::MAX as u128) as u32);
                 }
                 stats.msgs.set(stats.msgs.get() + done as u64);
+                stats.wire.set(stats.wire.get() + wire);
             } else {
                 q.drain(..done);
             }
@@ -707,30 +791,55 @@ async fn reader(
     }
 }
 
-fn build_plan(a: &Options) -> Plan {
-    let payload = match a.payload {
-        Payload::Json => json_payload(a.size),
-        Payload::Random => random_payload(a.size),
-    };
+/// The deflate pool's length in bytes, at least: far beyond the largest window (32 KiB), so that
+/// no message is found whole in either side's history when the pool starts over.
+const POOL_BYTES: usize = 256 << 10;
+
+/// Distinct messages sent in turn: one uncompressed (the content does not change the work),
+/// with deflate enough for [`POOL_BYTES`], 8 to 4096.
+fn pool_len(o: &Options) -> usize {
+    if o.deflate { POOL_BYTES.div_ceil(o.size.max(1)).clamp(8, 4096) } else { 1 }
+}
+
+/// Encodes the run's messages once, for the parameters `neg` the server accepted.
+fn build_plan(a: &Options, neg: &Negotiated) -> Plan {
+    let messages: Vec<Vec<u8>> = (0..pool_len(a) as u64)
+        .map(|seed| match a.payload {
+            Payload::Json => json_payload(a.size, seed),
+            Payload::Random => random_payload(a.size, seed),
+        })
+        .collect();
     let opcode = if a.binary || a.payload == Payload::Random { 2 } else { 1 };
     let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let frame = if a.deflate {
-        encode_frame(opcode, true, &deflate_message(&payload), mask)
-    } else {
-        encode_frame(opcode, false, &payload, mask)
-    };
-    let frames = frame.repeat(a.inflight());
-    let wire_len = if a.deflate { 0 } else { payload.len() };
-    let masked = frame[frame.len() - wire_len..].to_vec();
-    Plan {
-        frame_len: frame.len(),
-        frames,
-        payload,
-        masked,
-        opcode,
-        deflate: a.deflate,
-        inflight: a.inflight(),
+    // One compressor over the pool in sending order: message k refers back to messages before
+    // it, as in a browser's stream. Looping over the pool stays valid for the server's inflater:
+    // every back-reference points at the same bytes in the repeated sequence.
+    let mut compressor = a
+        .deflate
+        .then(|| Compress::new_with_window_bits(Compression::default(), false, neg.client_max_window_bits));
+    let encoded: Vec<Vec<u8>> = messages
+        .iter()
+        .map(|m| match &mut compressor {
+            Some(c) => {
+                if neg.client_no_context_takeover {
+                    c.reset();
+                }
+                encode_frame(opcode, true, &deflate_message(c, m), mask)
+            }
+            None => encode_frame(opcode, false, m, mask),
+        })
+        .collect();
+    let masked =
+        encoded.iter().map(|f| if a.deflate { Vec::new() } else { f[f.len() - a.size..].to_vec() }).collect();
+    let inflight = a.inflight();
+    let copies = 1 + inflight.div_ceil(encoded.len());
+    let mut frames = Vec::with_capacity(copies * encoded.iter().map(Vec::len).sum::<usize>());
+    let mut offsets = vec![0];
+    for f in std::iter::repeat_n(&encoded, copies).flatten() {
+        frames.extend_from_slice(f);
+        offsets.push(frames.len());
     }
+    Plan { frames, offsets, messages, masked, opcode, inflight }
 }
 
 /// A process's CPU time so far, in seconds, all threads, from `/proc/<pid>/stat`.
@@ -785,12 +894,19 @@ async fn wait(secs: f64, start: Instant, progress: &mut impl FnMut(Progress), st
 /// A connection failing to open fails the run; one failing later is counted in
 /// [`Report::errors`].
 pub async fn run_load(o: &Options, mut progress: impl FnMut(Progress)) -> Result<Report, Error> {
-    let plan = Rc::new(build_plan(o));
     let stats = Rc::new(Stats::default());
     let mut conns = Vec::with_capacity(o.conns);
     for _ in 0..o.conns {
-        conns.push(open(o, &plan).await?);
+        conns.push(open(o).await?);
     }
+    // The frames are compressed for what the server accepted, the same on every connection.
+    let neg = conns.first().map_or(Negotiated::NONE, |c| c.1);
+    if let Some(other) = conns.iter().map(|c| c.1).find(|n| *n != neg) {
+        return Err(Error::Other(format!(
+            "the connections negotiated different parameters: {neg:?}, {other:?}"
+        )));
+    }
+    let plan = Rc::new(build_plan(o, &neg));
     let (mut writers, mut readers) = (Vec::with_capacity(o.conns), Vec::with_capacity(o.conns));
     let mut all_credits = Vec::with_capacity(o.conns);
     for (stream, neg, leftover) in conns {
@@ -834,6 +950,7 @@ pub async fn run_load(o: &Options, mut progress: impl FnMut(Progress)) -> Result
         _ => None,
     };
     let msgs = stats.msgs.get();
+    let payload_bytes = (msgs as f64 * o.size as f64).max(1.0);
     let mut samples = std::mem::take(&mut *stats.samples.borrow_mut());
     samples.sort_unstable();
     Ok(Report {
@@ -847,7 +964,10 @@ pub async fn run_load(o: &Options, mut progress: impl FnMut(Progress)) -> Result
         max_us: percentile(&samples, 1.0),
         conns: o.conns,
         inflight: plan.inflight,
-        frame_len: plan.frame_len,
+        frame_len: plan.pool_wire() / plan.pool(),
+        pool: plan.pool(),
+        sent_wire_ratio: plan.pool_wire() as f64 / (plan.pool() * o.size.max(1)) as f64,
+        echo_wire_ratio: stats.wire.get() as f64 / payload_bytes,
         loadgen_cpu: used(cpu0.0, cpu1.0),
         server_cpu: used(cpu0.1.flatten(), cpu1.1.flatten()),
         errors,
@@ -876,19 +996,25 @@ pub async fn run_idle(
     ready: impl FnOnce(usize),
 ) -> Result<(), Error> {
     let o = Rc::new(Options { inflight: 1, ..o.clone() });
-    let plan = Rc::new(build_plan(&o));
+    // The first connection tells what the frames are compressed for; every connection sends the
+    // pool's first message, which refers to no earlier one.
+    let mut first = if idle > 0 { Some(open(&o).await?) } else { None };
+    let plan = Rc::new(build_plan(&o, &first.as_ref().map_or(Negotiated::NONE, |c| c.1)));
     let mut held = Vec::with_capacity(idle);
     // A few hundred handshakes at a time.
     let mut pending = VecDeque::new();
     for i in 0..idle {
-        let (plan, o) = (plan.clone(), o.clone());
+        let (plan, o, conn) = (plan.clone(), o.clone(), first.take());
         pending.push_back(tokio::task::spawn_local(async move {
-            let (mut stream, neg, leftover) = open(&o, &plan).await?;
+            let (mut stream, neg, leftover) = match conn {
+                Some(c) => c,
+                None => open(&o).await?,
+            };
             if no_echo {
                 return Ok::<_, Error>(stream);
             }
             let other = |e: io::Error| Error::Other(e.to_string());
-            stream.write_all(&plan.frames[..plan.frame_len]).await.map_err(other)?;
+            stream.write_all(plan.frames_from(0, 1)).await.map_err(other)?;
             let mut echo = EchoReader::new(plan.clone(), neg);
             let mut done = echo.feed(&leftover).map_err(Error::Other)?;
             let mut buf = vec![0u8; 16 * 1024];
@@ -923,45 +1049,110 @@ pub async fn run_idle(
 mod tests {
     use super::*;
 
-    fn plan(payload: Payload, deflate: bool) -> Rc<Plan> {
-        Rc::new(build_plan(&Options { size: 300, payload, deflate, inflight: 2, ..Options::default() }))
+    const DEFLATE: Negotiated = Negotiated {
+        deflate: true,
+        server_no_context_takeover: false,
+        client_no_context_takeover: false,
+        client_max_window_bits: 12,
+    };
+
+    impl Plan {
+        /// The client's frames are compressed (RSV1).
+        fn deflate(&self) -> bool {
+            self.frames[0] & 0x40 != 0
+        }
     }
 
-    /// The frame a server would echo: unmasked, same opcode and RSV1.
-    fn server_frame(plan: &Plan) -> Vec<u8> {
-        let body = if plan.deflate { deflate_message(&plan.payload) } else { plan.payload.clone() };
-        let mut f = encode_frame(plan.opcode, plan.deflate, &body, [0; 4]);
-        // Unmasked: clear the mask bit and drop the (zero) mask key after the length.
-        f[1] &= 0x7f;
-        let at = match f[1] {
-            126 => 4,
-            127 => 10,
-            _ => 2,
-        };
-        f.drain(at..at + 4);
-        f
+    fn plan(payload: Payload, deflate: bool) -> Rc<Plan> {
+        let o = Options { size: 300, payload, deflate, inflight: 2, ..Options::default() };
+        Rc::new(build_plan(&o, if deflate { &DEFLATE } else { &Negotiated::NONE }))
+    }
+
+    /// `cycles` times through the pool as a server echoes it: unmasked, same opcode and RSV1,
+    /// compressed with context takeover by one server compressor.
+    fn server_frames(plan: &Plan, cycles: usize) -> Vec<u8> {
+        let mut c = Compress::new(Compression::default(), false);
+        let mut out = Vec::new();
+        for m in plan.messages.iter().cycle().take(cycles * plan.pool()) {
+            let body = if plan.deflate() { deflate_message(&mut c, m) } else { m.clone() };
+            let mut f = encode_frame(plan.opcode, plan.deflate(), &body, [0; 4]);
+            // Unmasked: clear the mask bit and drop the (zero) mask key after the length.
+            f[1] &= 0x7f;
+            let at = match f[1] {
+                126 => 4,
+                127 => 10,
+                _ => 2,
+            };
+            f.drain(at..at + 4);
+            out.extend_from_slice(&f);
+        }
+        out
     }
 
     #[test]
     fn payloads_have_the_size_asked_and_the_right_opcode() {
-        let json = json_payload(1000);
+        let json = json_payload(1000, 3);
         assert_eq!(json.len(), 1000);
         assert!(std::str::from_utf8(&json).is_ok());
-        assert_eq!(random_payload(1001).len(), 1001);
+        assert_ne!(json, json_payload(1000, 4), "seeds give distinct messages");
+        assert_eq!(random_payload(1001, 0).len(), 1001);
         assert_eq!(plan(Payload::Json, false).opcode, 1);
         assert_eq!(plan(Payload::Random, false).opcode, 2);
+    }
+
+    #[test]
+    fn the_deflate_pool_is_distinct_messages_longer_than_any_window() {
+        let p = plan(Payload::Json, true);
+        assert!(p.pool() * p.size() >= POOL_BYTES);
+        let mut distinct = p.messages.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), p.pool());
+        assert_eq!(plan(Payload::Json, false).pool(), 1);
+    }
+
+    /// The server's inflater sees the pool again and again: every frame, the repeated ones
+    /// included, must inflate to its message with one persistent inflater (context takeover).
+    #[test]
+    fn looping_over_the_compressed_pool_inflates_to_the_messages() {
+        let p = plan(Payload::Json, true);
+        let mut inflater = Decompress::new_with_window_bits(false, DEFLATE.client_max_window_bits);
+        let mut wire = 0;
+        for j in 0..(p.offsets.len() - 1) {
+            let frame = &p.frames[p.offsets[j]..p.offsets[j + 1]];
+            assert_eq!(frame[0], 0xc1, "FIN, RSV1, text");
+            let (len, at) = match frame[1] & 0x7f {
+                126 => (u16::from_be_bytes([frame[2], frame[3]]) as usize, 4),
+                n => (n as usize, 2),
+            };
+            let mask = &frame[at..at + 4];
+            let mut body: Vec<u8> =
+                frame[at + 4..].iter().enumerate().map(|(i, b)| b ^ mask[i & 3]).collect();
+            assert_eq!(body.len(), len);
+            body.extend_from_slice(&[0, 0, 0xff, 0xff]);
+            let mut out = Vec::with_capacity(p.size() + 64);
+            inflater.decompress_vec(&body, &mut out, FlushDecompress::Sync).expect("inflate");
+            assert_eq!(out, p.messages[j % p.pool()], "frame {j}");
+            if j < p.pool() {
+                wire += frame.len();
+            }
+        }
+        assert!(p.offsets.len() - 1 > p.pool(), "the pool repeats in the buffer");
+        assert_eq!(wire, p.pool_wire());
+        assert!(p.pool_wire() < p.pool() * p.size() / 2, "JSON compresses");
     }
 
     #[test]
     fn echoes_are_counted_byte_by_byte_and_inflated() {
         for (payload, deflate) in [(Payload::Json, false), (Payload::Random, false), (Payload::Json, true)] {
             let plan = plan(payload, deflate);
-            let neg = Negotiated { deflate, server_no_context_takeover: true };
+            let neg = if deflate { DEFLATE } else { Negotiated::NONE };
             let mut echo = EchoReader::new(plan.clone(), neg);
-            let two = server_frame(&plan).repeat(2);
+            let two = server_frames(&plan, 2);
             // Fed one byte at a time: headers and payloads split anywhere.
             let done: usize = two.chunks(1).map(|c| echo.feed(c).expect("valid echo")).sum();
-            assert_eq!(done, 2, "{payload:?} deflate={deflate}");
+            assert_eq!(done, 2 * plan.pool(), "{payload:?} deflate={deflate}");
+            assert_eq!(echo.take_wire(), two.len() as u64);
         }
     }
 
@@ -996,11 +1187,27 @@ mod tests {
     #[test]
     fn a_different_echo_is_an_error() {
         let plan = plan(Payload::Json, false);
-        let mut echo =
-            EchoReader::new(plan.clone(), Negotiated { deflate: false, server_no_context_takeover: false });
-        let mut frame = server_frame(&plan);
+        let mut echo = EchoReader::new(plan.clone(), Negotiated::NONE);
+        let mut frame = server_frames(&plan, 1);
         let last = frame.len() - 1;
         frame[last] ^= 1;
         assert!(echo.feed(&frame).is_err());
+    }
+
+    /// Within the pool's first cycle every message is compared, not only the first.
+    #[test]
+    fn a_later_message_of_the_pool_echoed_wrong_is_an_error() {
+        let plan = plan(Payload::Json, true);
+        let mut echo = EchoReader::new(plan.clone(), DEFLATE);
+        let mut c = Compress::new(Compression::default(), false);
+        let mut frames = Vec::new();
+        for m in [&plan.messages[0], &plan.messages[0]] {
+            let mut f = encode_frame(plan.opcode, true, &deflate_message(&mut c, m), [0; 4]);
+            f[1] &= 0x7f;
+            let at = if f[1] == 126 { 4 } else { 2 };
+            f.drain(at..at + 4);
+            frames.extend_from_slice(&f);
+        }
+        assert!(echo.feed(&frames).is_err(), "message 1 echoed as message 0");
     }
 }
