@@ -21,7 +21,8 @@ use std::time::Duration;
 use ws_load::{BroadcastOptions, BroadcastReport, Options, Report, SoakOptions, SoakReport};
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
-                  [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
+                  [--inflight K] [--warmup SECS] [--duration SECS]
+                  [--deflate [--client-no-context-takeover]]
                   [--server-pid PID] [--idle N [--no-echo]]
                   [--broadcast [--receivers N] [--stalled N] [--window K] [--until-dropped N]]
                   [--soak SECS [--ramp SECS] [--seed N]]";
@@ -54,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
             "--warmup" => a.warmup = num(val()?)?,
             "--duration" => a.duration = num(val()?)?,
             "--deflate" => a.deflate = true,
+            "--client-no-context-takeover" => a.client_no_context_takeover = true,
             "--idle" => idle = num(val()?)? as usize,
             "--no-echo" => no_echo = true,
             "--server-pid" => a.server_pid = Some(num(val()?)? as u32),

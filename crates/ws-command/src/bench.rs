@@ -85,6 +85,7 @@ pub(crate) fn run(args: Args) -> Result<ExitCode, String> {
         warmup: args.warmup.as_secs_f64(),
         duration: args.duration.as_secs_f64(),
         deflate: args.compression,
+        client_no_context_takeover: false,
         server_pid: None,
     };
     let total = args.warmup + args.duration;

@@ -78,6 +78,10 @@ pub struct Options {
     /// Offer permessage-deflate and send compressed frames, a pool of distinct messages
     /// compressed with context takeover.
     pub deflate: bool,
+    /// With `deflate`, also offer `client_no_context_takeover`: every message compressed on its
+    /// own, so that the server keeps no inflate window between messages (what `ws-load` did
+    /// before it sent as browsers do).
+    pub client_no_context_takeover: bool,
     /// The server's process id, to report its CPU time over the measured window.
     pub server_pid: Option<u32>,
 }
@@ -96,6 +100,7 @@ impl Default for Options {
             warmup: 0.5,
             duration: 2.0,
             deflate: false,
+            client_no_context_takeover: false,
             server_pid: None,
         }
     }
@@ -375,6 +380,7 @@ async fn handshake(
     host: &str,
     path: &str,
     deflate: bool,
+    no_context_takeover: bool,
 ) -> io::Result<(Negotiated, Vec<u8>)> {
     let mut key_bytes = [0u8; 16];
     let t = Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32;
@@ -383,8 +389,13 @@ async fn handshake(
     }
     let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
     // What browsers offer: the server may cap the client's window, context is kept both ways.
-    let ext =
-        if deflate { "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" } else { "" };
+    let ext = if deflate && no_context_takeover {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; client_no_context_takeover\r\n"
+    } else if deflate {
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+    } else {
+        ""
+    };
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
@@ -705,7 +716,7 @@ async fn open(o: &Options) -> Result<(TcpStream, Negotiated, Vec<u8>), Error> {
     let mut stream = TcpStream::connect(&o.addr).await.map_err(connect)?;
     stream.set_nodelay(true).map_err(connect)?;
     let host = o.host.as_deref().unwrap_or(&o.addr);
-    let (neg, leftover) = handshake(&mut stream, host, &o.path, o.deflate)
+    let (neg, leftover) = handshake(&mut stream, host, &o.path, o.deflate, o.client_no_context_takeover)
         .await
         .map_err(|source| Error::Handshake { addr: o.addr.clone(), source })?;
     Ok((stream, neg, leftover))
