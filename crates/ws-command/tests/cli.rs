@@ -296,8 +296,25 @@ fn bench_against_the_echo_server_prints_the_table() {
         "\"p99_us\":",
         "\"errors\":0",
         "\"in_flight\":4",
+        "\"sent_wire_ratio\":",
+        "\"echo_wire_ratio\":",
     ] {
         assert!(json.contains(key), "no {key} in {json}");
+    }
+    // Compressed JSON, a pool of distinct messages with context takeover both ways: both
+    // directions are far smaller on the wire than the payload.
+    let mut cmd = Command::new(WS);
+    cmd.args(["bench", &url, "--duration", "500ms", "--warmup", "100ms", "--size", "1024", "--compression"]);
+    let out = run(cmd, "", Duration::from_secs(30));
+    assert!(out.status.success(), "{}", out.stderr);
+    for row in ["wire / sent", "wire / echo"] {
+        let ratio: f64 = out
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(row))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {row} in\n{}", out.stdout));
+        assert!(ratio > 0.05 && ratio < 0.5, "{row} {ratio} in\n{}", out.stdout);
     }
 }
 
