@@ -496,12 +496,9 @@ pub fn run(args: &[String]) -> Result {
     }
 
     let mut md = String::new();
-    // Kept until the deflate part is done; the memory part runs without.
-    let spinners = if o.spin && o.parts.iter().any(|p| p != "memory") {
-        Spinners::start(&bins.peers)
-    } else {
-        Spinners::default()
-    };
+    // Kept until the deflate part is done; the memory and broadcast parts run without.
+    let echo_parts = o.parts.iter().any(|p| p == "throughput" || p == "deflate");
+    let spinners = if o.spin && echo_parts { Spinners::start(&bins.peers) } else { Spinners::default() };
     write_header(&mut md, &o, args, &spinners);
     if o.parts.iter().any(|p| p == "throughput") {
         let mut servers = vec![
@@ -896,7 +893,10 @@ fn write_header(md: &mut String, o: &Opts, args: &[String], spinners: &Spinners)
          (256 KiB or more per cycle, longer than any window), compressed once before the run at zlib's default level with \
          context takeover in the window the server allows; every echo is inflated, the pool's first cycle compared byte for byte."
     );
-    let _ = if !spinners.children.is_empty() {
+    let echo_parts = o.parts.iter().any(|p| p == "throughput" || p == "deflate");
+    let _ = if !echo_parts {
+        Ok(())
+    } else if !spinners.children.is_empty() {
         writeln!(
             md,
             "- CPUs kept out of idle during the throughput and deflate parts: one busy loop per CPU at `SCHED_IDLE` priority \

@@ -483,7 +483,9 @@ async fn open(
         TcpStream::connect(&o.addr).await.map_err(connect)?
     };
     stream.set_nodelay(true).map_err(connect)?;
-    let (neg, leftover) = handshake(&mut stream, &o.addr, path, deflate)
+    // Receivers send nothing compressed: the offer keeps the server from holding an inflate
+    // window for them, as it did before the echo part offered context takeover.
+    let (neg, leftover) = handshake(&mut stream, &o.addr, path, deflate, true)
         .await
         .map_err(|source| Error::Handshake { addr: o.addr.clone(), source })?;
     Ok((stream, neg, leftover))
