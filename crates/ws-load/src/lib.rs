@@ -320,6 +320,8 @@ struct Plan {
     /// Each payload as masked on the wire (what a raw TCP echo returns); empty with deflate.
     masked: Vec<Vec<u8>>,
     opcode: u8,
+    /// Compressed frames (RSV1).
+    deflate: bool,
     inflight: usize,
 }
 
@@ -389,8 +391,9 @@ async fn handshake(
     }
     let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
     // What browsers offer: the server may cap the client's window, context is kept both ways.
+    // Without context takeover, the offer made before issue 22: the client's window stays 15.
     let ext = if deflate && no_context_takeover {
-        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; client_no_context_takeover\r\n"
+        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
     } else if deflate {
         "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
     } else {
@@ -850,7 +853,7 @@ fn build_plan(a: &Options, neg: &Negotiated) -> Plan {
         frames.extend_from_slice(f);
         offsets.push(frames.len());
     }
-    Plan { frames, offsets, messages, masked, opcode, inflight }
+    Plan { frames, offsets, messages, masked, opcode, deflate: a.deflate, inflight }
 }
 
 /// A process's CPU time so far, in seconds, all threads, from `/proc/<pid>/stat`.
@@ -1067,13 +1070,6 @@ mod tests {
         client_max_window_bits: 12,
     };
 
-    impl Plan {
-        /// The client's frames are compressed (RSV1).
-        fn deflate(&self) -> bool {
-            self.frames[0] & 0x40 != 0
-        }
-    }
-
     fn plan(payload: Payload, deflate: bool) -> Rc<Plan> {
         let o = Options { size: 300, payload, deflate, inflight: 2, ..Options::default() };
         Rc::new(build_plan(&o, if deflate { &DEFLATE } else { &Negotiated::NONE }))
@@ -1085,8 +1081,8 @@ mod tests {
         let mut c = Compress::new(Compression::default(), false);
         let mut out = Vec::new();
         for m in plan.messages.iter().cycle().take(cycles * plan.pool()) {
-            let body = if plan.deflate() { deflate_message(&mut c, m) } else { m.clone() };
-            let mut f = encode_frame(plan.opcode, plan.deflate(), &body, [0; 4]);
+            let body = if plan.deflate { deflate_message(&mut c, m) } else { m.clone() };
+            let mut f = encode_frame(plan.opcode, plan.deflate, &body, [0; 4]);
             // Unmasked: clear the mask bit and drop the (zero) mask key after the length.
             f[1] &= 0x7f;
             let at = match f[1] {
@@ -1170,11 +1166,11 @@ mod tests {
     #[test]
     fn pings_and_close_are_taken_when_control_is_on() {
         let plan = plan(Payload::Json, false);
-        let neg = || Negotiated { deflate: false, server_no_context_takeover: false };
+        let neg = || Negotiated::NONE;
         let ping = [0x89, 0x04, 1, 2, 3, 4];
         let close = [0x88, 0x02, 0x03, 0xf3];
         // An echo in two fragments with a ping between them, then a close frame (1011).
-        let whole = server_frame(&plan);
+        let whole = server_frames(&plan, 1);
         let (head, body) = whole.split_at(4); // 300 bytes: 2-byte header + 2-byte length
         let cut = 100;
         let mut wire = vec![0x01, 126];

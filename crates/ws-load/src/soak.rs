@@ -14,7 +14,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::{
-    CLOSE_1000, EchoReader, Error, Options, Payload, Plan, build_plan, encode_frame, open, percentile,
+    CLOSE_1000, EchoReader, Error, Negotiated, Options, Payload, Plan, build_plan, encode_frame, open,
+    percentile,
 };
 
 /// What a soak runs.
@@ -155,6 +156,8 @@ struct Conn {
     stream: TcpStream,
     echo: EchoReader,
     plan: Rc<Plan>,
+    /// The pool's next message (each connection goes through the pool in order).
+    next: usize,
     buf: Vec<u8>,
     /// No more pongs: after our close frame, or once we have gone silent.
     quiet: bool,
@@ -197,8 +200,9 @@ impl Conn {
     }
 
     async fn send(&mut self, n: usize) -> Result<(), Failure> {
-        let frames = &self.plan.frames[..n * self.plan.frame_len];
-        self.stream.write_all(frames).await.map_err(|e| io_failure("write", e))
+        let (k, n) = (self.next, n.min(self.plan.inflight));
+        self.next = (k + n) % self.plan.pool();
+        self.stream.write_all(self.plan.frames_from(k, n)).await.map_err(|e| io_failure("write", e))
     }
 
     /// The closing handshake: our 1000, then the server's close frame and end of stream.
@@ -273,8 +277,13 @@ async fn lifetime(sh: &Shared, rng: &mut fastrand::Rng) -> Result<&'static str, 
         12..22 => Fate::SlowReader,
         _ => Fate::Close,
     };
-    let opts = Options { addr: sh.o.addr.clone(), ..Options::default() };
-    let (stream, neg, leftover) = open(&opts, &plan).await?;
+    let opts = Options {
+        addr: sh.o.addr.clone(),
+        deflate: plan.deflate,
+        client_no_context_takeover: true,
+        ..Options::default()
+    };
+    let (stream, neg, leftover) = open(&opts).await?;
     sh.open.set(sh.open.get() + 1);
     sh.opened.set(sh.opened.get() + 1);
     let _open = scopeguard(|| sh.open.set(sh.open.get() - 1));
@@ -282,6 +291,7 @@ async fn lifetime(sh: &Shared, rng: &mut fastrand::Rng) -> Result<&'static str, 
         stream,
         echo: EchoReader::with_control(plan.clone(), neg),
         plan,
+        next: 0,
         buf: vec![0; 16 * 1024],
         quiet: false,
     };
@@ -356,8 +366,11 @@ pub async fn run_soak(o: &SoakOptions, mut each_second: impl FnMut(&SoakSecond))
         for deflate in [false, true] {
             // Compressed messages are JSON-like text; plain ones alternate text and random binary.
             let payload = if deflate || i % 2 == 0 { Payload::Json } else { Payload::Random };
+            // Each message compressed on its own in a 15-bit window: valid whatever the server
+            // answers to the offer (client_no_context_takeover, no client_max_window_bits).
             let opts = Options { size, payload, deflate, inflight: SLOW_BURST, ..Options::default() };
-            plans.push((Rc::new(build_plan(&opts)), weight));
+            let neg = Negotiated { deflate, client_no_context_takeover: true, ..Negotiated::NONE };
+            plans.push((Rc::new(build_plan(&opts, &neg)), weight));
         }
     }
     let start = Instant::now();
