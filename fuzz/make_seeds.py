@@ -186,3 +186,32 @@ conn = {
 for name, wire in conn.items():
     for options, dopts, cuts in [(0x2f, 0x7, ()), (0x27, 0x1, (3, 0)), (0x9f, 0x7, (1,)), (0x17, 0xf, ())]:
         write("deflate_connection", f"{name}_{options:02x}_{dopts:x}_{len(cuts)}", proto(options, dopts, wire, cuts))
+
+# --- proto_lifecycle: options, timing, then operations (see fuzz/src/lifecycle.rs) -----------
+def send(text): return bytes([0, len(text)]) + text
+def peer_send(text): return bytes([5, len(text)]) + text
+DELIVER, TO_PEER, ANSWER, EOF = bytes([8, 255]), bytes([9, 255]), bytes([13]), bytes([11])
+def sleep(step): return bytes([3, step])
+POLL = bytes([4])
+def close(code_index, reason_len=0): return bytes([2, code_index, reason_len])
+def peer_close(code_index): return bytes([7, code_index])
+lifecycle = {
+    # Messages both ways, then a clean closing handshake started by this end.
+    "echo_close": peer_send(b"hello") + DELIVER + send(b"hi") + TO_PEER + close(0) + TO_PEER + ANSWER + DELIVER + EOF,
+    # The peer closes first; this end answers at once.
+    "peer_closes": peer_send(b"a") + peer_close(1) + DELIVER + TO_PEER + POLL + sleep(4) + EOF,
+    # Keepalive: pings go out, pongs come back, then the peer stops answering.
+    "keepalive": sleep(3) + TO_PEER + DELIVER + sleep(3) + TO_PEER + DELIVER + sleep(5) + sleep(5) + EOF,
+    # The peer never answers our close: close_timeout ends it.
+    "close_timeout": close(6, 5) + TO_PEER + sleep(4) + POLL + sleep(6) + EOF,
+    # Junk on the wire fails the connection; nothing follows our close frame.
+    "junk": bytes([10, 4, 0xff, 0xff, 0xff, 0xff]) + TO_PEER + send(b"late") + TO_PEER + EOF,
+    # EOF in the middle of a message, with a ping and a release in between.
+    "eof_mid": bytes([1, 4]) + b"ping" + TO_PEER + bytes([12]) + peer_send(b"x" * 40) + bytes([8, 10]) + EOF,
+    # Pings and unsolicited pongs from the peer, then time jumps past every deadline.
+    "pings": bytes([6, 3]) + b"abc" + bytes([6, 0x82]) + b"zz" + DELIVER + TO_PEER + POLL + POLL + sleep(7) + EOF,
+}
+for name, ops in lifecycle.items():
+    # options: role (bit 0), auto-pong off (bit 1), max_size (bits 2-3); timing: interval, timeout, close
+    for options, timing in [(0x0c, 0x2a), (0x0d, 0x2a), (0x02, 0x3f), (0x09, 0x1e), (0x04, 0x26)]:
+        write("proto_lifecycle", f"{name}_{options:02x}_{timing:02x}", bytes([options, timing]) + ops)

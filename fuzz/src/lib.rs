@@ -4,5 +4,6 @@
 pub mod deflate;
 pub mod extensions;
 pub mod handshake;
+pub mod lifecycle;
 pub mod proto;
 pub mod replay;

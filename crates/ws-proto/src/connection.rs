@@ -66,7 +66,8 @@ pub struct Config {
     /// that does not read cannot queue pongs without bound.
     pub auto_pong: bool,
     /// Keepalive: send a ping this long after the connection opened and after each pong
-    /// (`None`, the default here: no keepalive). Needs [`Connection::handle_timeout`].
+    /// (`None`, the default here: no keepalive; at least 1 ms apart, even when zero). Needs
+    /// [`Connection::handle_timeout`].
     pub ping_interval: Option<Duration>,
     /// Fail the connection with 1011 when a keepalive ping's pong does not come within this
     /// (`None`: keep pinging every `ping_interval`, never time out).
