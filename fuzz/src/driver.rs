@@ -228,7 +228,11 @@ async fn script(options: u8, more: u8, rest: &[u8]) -> Reached {
                         }
                         Some(Err(e)) => {
                             let e = e.to_string();
-                            assert_eq!(recv_error.get_or_insert_with(|| e.clone()), &e, "recv failed differently");
+                            assert_eq!(
+                                recv_error.get_or_insert_with(|| e.clone()),
+                                &e,
+                                "recv failed differently"
+                            );
                         }
                         None => {}
                     }

@@ -108,7 +108,8 @@ pub fn run(data: &[u8]) {
         .with_keepalive(DURATIONS[usize::from(timing & 3)], DURATIONS[usize::from(timing >> 2 & 3)])
         .with_close_timeout(close_timeout);
     let mut conn = Connection::new(role, config).with_mask_seed([0x5a; 32]);
-    let mut peer = Connection::new(peer_role, Config::default().with_max_size(None)).with_mask_seed([0xa5; 32]);
+    let mut peer =
+        Connection::new(peer_role, Config::default().with_max_size(None)).with_mask_seed([0xa5; 32]);
 
     let mut input = Input(ops);
     let start = Instant::now();
@@ -264,7 +265,12 @@ fn handle_timeout(conn: &mut Connection, watch: &mut Watch, at: Instant, close_t
     }
 }
 
-fn check(conn: &mut Connection, watch: &mut Watch, expected: &mut VecDeque<Message>, max_size: Option<usize>) {
+fn check(
+    conn: &mut Connection,
+    watch: &mut Watch,
+    expected: &mut VecDeque<Message>,
+    max_size: Option<usize>,
+) {
     let state = conn.state();
     assert!(rank(state) >= rank(watch.state), "state went back from {:?} to {state:?}", watch.state);
     let was_closed = watch.state == State::Closed;
