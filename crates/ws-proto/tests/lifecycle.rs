@@ -228,6 +228,25 @@ fn a_client_waits_for_the_server_to_close_the_transport_up_to_close_timeout() {
 
 // ---- one state ----
 
+/// Found by the `tokio_driver` fuzz target: after EOF, output the peer does not read was
+/// waited for forever. It gets `close_timeout`, as the closing handshake does.
+#[test]
+fn eof_starts_the_close_timeout_for_output_still_unwritten() {
+    let t0 = Instant::now();
+    let config = Config::default().with_close_timeout(Some(SECOND));
+    let mut server = Connection::new(Role::Server, config);
+    server.handle_timeout(t0);
+    server.send_text("unread").unwrap();
+    server.receive_eof();
+    assert!(server.should_close_transport() && server.wants_write());
+    server.handle_timeout(t0);
+    assert_eq!(server.poll_timeout(), Some(t0 + SECOND));
+    assert!(!server.closing_timed_out());
+    server.handle_timeout(t0 + SECOND);
+    assert!(server.closing_timed_out(), "the transport may be closed without the unread output");
+    assert_eq!(server.close_code(), Some(CloseCode::ABNORMAL));
+}
+
 #[test]
 fn after_eof_nothing_can_be_sent_and_the_state_stays_closed() {
     let mut server = Connection::new(Role::Server, Config::default());
