@@ -539,8 +539,9 @@ impl Connection {
 
     /// The transport reached end of file (or failed). If the closing handshake was not
     /// complete, the connection is closed abnormally (1006), without a close frame. Output
-    /// still unwritten then gets `close_timeout` to go out ([`closing_timed_out`](Self::closing_timed_out)):
-    /// a peer that half-closes and stops reading cannot hold the transport open.
+    /// still unwritten then gets `close_timeout` to go out (see
+    /// [`closing_timed_out`](Self::closing_timed_out)): a peer that half-closes and stops
+    /// reading cannot hold the transport open.
     pub fn receive_eof(&mut self) {
         self.eof = true;
         self.end(None, Cause::TransportClosed);
