@@ -780,6 +780,8 @@ async fn a_transport_shutdown_that_never_finishes_is_given_up_after_close_timeou
     assert!(matches!(&error, Error::Closed(c) if c.code == CloseCode::ABNORMAL), "{error:?}");
     let elapsed = t.elapsed();
     assert!(elapsed >= MS_100 && elapsed < 4 * MS_100, "ended after {elapsed:?}");
+}
+
 /// Found by the `tokio_driver` fuzz target: a peer that stops reading and then half-closes
 /// (FIN) left the driver waiting forever to write what it had queued, holding the connection.
 /// Now what is unwritten at EOF gets `close_timeout`, then the transport is closed.
