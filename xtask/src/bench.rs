@@ -29,12 +29,15 @@ Builds the ws echo_server example, bench/loadgen and bench/peers (release), then
               with and without compression: ws Broadcaster, a per-connection loop on ws, Python
               websockets broadcast(); then server RSS with 100 clients that never read
               (xtask/src/bench_broadcast.rs)
+  scale       (only with --only) ~19,000 idle connections on one server process, 100,000 over
+              6 processes sharing the port: handshake rate and CPU, RSS per connection, probe
+              latency; writes docs/scale.md (quick: <target>/bench/scale-quick.md)
 
   --quick         fewer cells, 1 round, short runs, 2,000 connections only; writes
                   <target>/bench/quick.md unless --out is given
   --rounds N      rounds of every cell (default 3; servers interleaved, order rotated per round)
   --duration S    measured seconds per run (default 1.5; quick 0.8), after a 0.5 s warm-up
-  --only PARTS    comma-separated subset of throughput,deflate,memory,broadcast
+  --only PARTS    comma-separated subset of throughput,deflate,memory,broadcast,scale
   --out FILE      where the markdown goes (default docs/performance.md; the part between
                   <!-- bench:begin --> and <!-- bench:end --> is replaced, the rest kept)
   --no-build      use the binaries already built
@@ -330,10 +333,12 @@ pub fn run(args: &[String]) -> Result {
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}")),
         }
     }
-    if let Some(p) =
-        o.parts.iter().find(|p| !["throughput", "deflate", "memory", "broadcast"].contains(&p.as_str()))
+    if let Some(p) = o
+        .parts
+        .iter()
+        .find(|p| !["throughput", "deflate", "memory", "broadcast", "scale"].contains(&p.as_str()))
     {
-        return Err(format!("unknown part `{p}` (throughput, deflate, memory, broadcast)"));
+        return Err(format!("unknown part `{p}` (throughput, deflate, memory, broadcast, scale)"));
     }
     if o.rounds == 0 {
         o.rounds = if o.quick { 1 } else { 3 };
@@ -371,7 +376,7 @@ pub fn run(args: &[String]) -> Result {
         Some(h) => PathBuf::from(h),
         None => util::home()?.join(".cache").join("ws-interop"),
     };
-    let interop = o.parts.iter().any(|p| p != "throughput") && {
+    let interop = o.parts.iter().any(|p| p != "throughput" && p != "scale") && {
         let setup = Command::new("bash")
             .arg(util::root().join("tests-interop/setup.sh"))
             .env("WS_INTEROP_HOME", &home)
@@ -396,6 +401,20 @@ pub fn run(args: &[String]) -> Result {
     for p in [&bins.echo_server, &bins.loadgen].into_iter().chain(needs_peers.then_some(&bins.peers)) {
         if !p.exists() {
             return Err(format!("{} is missing (run without --no-build)", p.display()));
+        }
+    }
+
+    if o.parts.iter().any(|p| p == "scale") {
+        let paths = crate::bench_scale::Paths {
+            echo_server: bins.echo_server.clone(),
+            loadgen: bins.loadgen.clone(),
+            peers: bins.peers.clone(),
+        };
+        let out =
+            if o.quick { bench_target.join("scale-quick.md") } else { util::root().join("docs/scale.md") };
+        crate::bench_scale::run(&paths, o.quick, &logs, &out)?;
+        if o.parts.iter().all(|p| p == "scale") {
+            return Ok(());
         }
     }
 

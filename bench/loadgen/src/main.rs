@@ -14,16 +14,22 @@
 //! and prints tab-separated lines: once a second
 //! `second T ECHOES P99_US OPEN OPENED ERRORS`, then at the end `echoes N`, `opened N`,
 //! `outcome COUNT WHAT` per kind of ending and `error KIND COUNT FIRST-MESSAGE` per kind of error.
+//! Hold mode (`--hold N [--sources IP,IP..] [--concurrency K] [--no-echo]`, the scale part) opens N
+//! connections from those source addresses in turn, prints `OPEN {json}` after the handshakes,
+//! echoes one message on each after a line on stdin, prints `READY {json}`, answers pings while
+//! holding them, and prints `DONE {json}` (connections held and lost) when stdin closes.
 
 use std::time::Duration;
 
+use ws_load::hold::HoldOptions;
 use ws_load::{BroadcastOptions, BroadcastReport, Options, Report, SoakOptions, SoakReport};
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
                   [--server-pid PID] [--idle N [--no-echo]]
                   [--broadcast [--receivers N] [--stalled N] [--window K] [--until-dropped N]]
-                  [--soak SECS [--ramp SECS] [--seed N]]";
+                  [--soak SECS [--ramp SECS] [--seed N]]
+                  [--hold N [--sources IP,IP..] [--concurrency K] [--no-echo]]";
 
 /// The command line: the echo options, and the other modes'.
 struct Args {
@@ -32,6 +38,7 @@ struct Args {
     no_echo: bool,
     broadcast: Option<BroadcastOptions>,
     soak: Option<SoakOptions>,
+    hold: HoldOptions,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -40,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
     let mut b = BroadcastOptions::default();
     let mut soak: Option<SoakOptions> = None;
     let (mut ramp, mut seed) = (None, None);
+    let mut hold = HoldOptions { conns: 0, ..HoldOptions::default() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
@@ -67,6 +75,14 @@ fn parse_args() -> Result<Args, String> {
             }
             "--ramp" => ramp = Some(Duration::from_secs_f64(num(val()?)?)),
             "--seed" => seed = Some(num(val()?)? as u64),
+            "--hold" => hold.conns = num(val()?)? as usize,
+            "--concurrency" => hold.concurrency = num(val()?)? as usize,
+            "--sources" => {
+                hold.sources = val()?
+                    .split(',')
+                    .map(|ip| ip.parse().map_err(|e| format!("--sources {ip}: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -86,7 +102,8 @@ fn parse_args() -> Result<Args, String> {
         s.ramp = ramp.unwrap_or(s.ramp);
         s.seed = seed.unwrap_or(s.seed);
     }
-    Ok(Args { echo: a, idle, no_echo, broadcast, soak })
+    hold.echo = !no_echo;
+    Ok(Args { echo: a, idle, no_echo, broadcast, soak, hold })
 }
 
 fn cpu(c: Option<[f64; 2]>) -> String {
@@ -148,7 +165,7 @@ fn print(r: &Report) {
 }
 
 fn main() {
-    let Args { echo: args, idle, no_echo, broadcast, soak } = match parse_args() {
+    let Args { echo: args, idle, no_echo, broadcast, soak, hold } = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -170,6 +187,15 @@ fn main() {
             })
             .await;
             print_soak(&report);
+            Ok(())
+        } else if hold.conns > 0 {
+            let opened = |o: &ws_load::hold::Opened| println!("OPEN {}", o.json());
+            let echoed = |e: &ws_load::hold::Echoed| println!("READY {}", e.json());
+            let held = {
+                let (echo_when, until) = ws_load::hold::stdin_signals();
+                ws_load::hold::run_hold(&args, &hold, opened, echoed, echo_when, until).await?
+            };
+            println!("DONE {}", held.json());
             Ok(())
         } else if idle > 0 {
             ws_load::run_idle(&args, idle, no_echo, |n| println!("READY {n}")).await

@@ -15,6 +15,9 @@
 //! connections and holds them; [`run_broadcast`] measures a fan-out server (many receivers, one
 //! sender); [`run_soak`] keeps thousands of connections coming and going for a long time
 //! (`cargo xtask soak`). All run on a [`tokio::task::LocalSet`] ([`block_on`]).
+//! [`hold`] holds many connections from several source addresses (the bench's scale part).
+
+pub mod hold;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
