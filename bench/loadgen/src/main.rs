@@ -6,7 +6,9 @@
 //! with the CPU time (user and system seconds) the load generator and, given `--server-pid`, the
 //! server used during the measured window: which of the two was busy, and each one's cost per echo.
 //! Idle mode (`--idle N`) opens N connections, echoes one message on each (none with
-//! `--no-echo`), prints `READY` and holds them until stdin closes.
+//! `--no-echo`), prints `READY` and holds them until stdin closes. With `--burst K` it echoes K
+//! different messages on every connection at once instead (the client keeping its compression
+//! context, as browsers do), then holds them the same way and closes them with 1000.
 //! Broadcast mode (`--broadcast`) opens `--receivers N` connections (and `--stalled S` that
 //! never read) to a fan-out server, sends it messages on `/control` and prints one JSON line:
 //! `{"messages":..,"deliveries":..,"deliveries_per_s":..,"wire_bytes_per_delivery":..,..}`.
@@ -26,7 +28,7 @@ use ws_load::{BroadcastOptions, BroadcastReport, Options, Report, SoakOptions, S
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS] [--deflate]
-                  [--server-pid PID] [--idle N [--no-echo]]
+                  [--server-pid PID] [--idle N [--no-echo | --burst K]]
                   [--broadcast [--receivers N] [--stalled N] [--window K] [--until-dropped N]]
                   [--soak SECS [--ramp SECS] [--seed N]]
                   [--hold N [--sources IP,IP..] [--concurrency K] [--no-echo]]";
@@ -36,6 +38,8 @@ struct Args {
     echo: Options,
     idle: usize,
     no_echo: bool,
+    /// `--burst K`: K different messages on every idle connection at once.
+    burst: usize,
     broadcast: Option<BroadcastOptions>,
     soak: Option<SoakOptions>,
     hold: HoldOptions,
@@ -43,7 +47,7 @@ struct Args {
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Options::default();
-    let (mut idle, mut no_echo, mut broadcast) = (0, false, false);
+    let (mut idle, mut no_echo, mut burst, mut broadcast) = (0, false, 0, false);
     let mut b = BroadcastOptions::default();
     let mut soak: Option<SoakOptions> = None;
     let (mut ramp, mut seed) = (None, None);
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
             "--deflate" => a.deflate = true,
             "--idle" => idle = num(val()?)? as usize,
             "--no-echo" => no_echo = true,
+            "--burst" => burst = num(val()?)? as usize,
             "--server-pid" => a.server_pid = Some(num(val()?)? as u32),
             "--broadcast" => broadcast = true,
             "--receivers" => b.receivers = num(val()?)? as usize,
@@ -103,7 +108,7 @@ fn parse_args() -> Result<Args, String> {
         s.seed = seed.unwrap_or(s.seed);
     }
     hold.echo = !no_echo;
-    Ok(Args { echo: a, idle, no_echo, broadcast, soak, hold })
+    Ok(Args { echo: a, idle, no_echo, burst, broadcast, soak, hold })
 }
 
 fn cpu(c: Option<[f64; 2]>) -> String {
@@ -165,7 +170,7 @@ fn print(r: &Report) {
 }
 
 fn main() {
-    let Args { echo: args, idle, no_echo, broadcast, soak, hold } = match parse_args() {
+    let Args { echo: args, idle, no_echo, burst, broadcast, soak, hold } = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -197,6 +202,8 @@ fn main() {
             };
             println!("DONE {}", held.json());
             Ok(())
+        } else if idle > 0 && burst > 0 {
+            ws_load::run_burst(&args, idle, burst, |n| println!("READY {n}")).await
         } else if idle > 0 {
             ws_load::run_idle(&args, idle, no_echo, |n| println!("READY {n}")).await
         } else {

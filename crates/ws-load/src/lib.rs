@@ -12,8 +12,9 @@
 //!   every echo is really inflated, with one persistent raw inflater per connection.
 //!
 //! [`run_load`] measures throughput and latency into a [`Report`]; [`run_idle`] opens many
-//! connections and holds them; [`run_broadcast`] measures a fan-out server (many receivers, one
-//! sender); [`run_soak`] keeps thousands of connections coming and going for a long time
+//! connections and holds them; [`run_burst`] makes many connections busy at once, then holds
+//! them quiet; [`run_broadcast`] measures a fan-out server (many receivers, one sender);
+//! [`run_soak`] keeps thousands of connections coming and going for a long time
 //! (`cargo xtask soak`). All run on a [`tokio::task::LocalSet`] ([`block_on`]).
 //! [`hold`] holds many connections from several source addresses (the bench's scale part).
 
@@ -36,8 +37,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 
 mod broadcast;
+mod burst;
 mod soak;
 pub use broadcast::{BroadcastOptions, BroadcastReport, json_message, run_broadcast};
+pub use burst::run_burst;
 pub use soak::{SoakOptions, SoakReport, SoakSecond, run_soak};
 
 /// What each message carries.
@@ -318,13 +321,19 @@ struct Stats {
 struct Negotiated {
     deflate: bool,
     server_no_context_takeover: bool,
+    /// The window the server allows our compressor (`client_max_window_bits=N`), if it said.
+    client_max_window_bits: Option<u8>,
 }
 
+/// What the throughput and idle runs offer: the client compresses every message alone.
+const OFFER_NO_CONTEXT: &str = "permessage-deflate; client_no_context_takeover";
+
+/// Opening handshake, offering the permessage-deflate parameters in `offer` (none: no offer).
 async fn handshake(
     stream: &mut TcpStream,
     host: &str,
     path: &str,
-    deflate: bool,
+    offer: Option<&str>,
 ) -> io::Result<(Negotiated, Vec<u8>)> {
     let mut key_bytes = [0u8; 16];
     let t = Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32;
@@ -332,11 +341,8 @@ async fn handshake(
         *b = (t >> ((i % 8) * 8)) as u8 ^ i as u8;
     }
     let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
-    let ext = if deflate {
-        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
-    } else {
-        ""
-    };
+    let deflate = offer.is_some();
+    let ext = offer.map(|o| format!("Sec-WebSocket-Extensions: {o}\r\n")).unwrap_or_default();
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
@@ -371,7 +377,8 @@ async fn handshake(
         base64::engine::general_purpose::STANDARD.encode(h.finalize())
     };
     let mut accept_ok = false;
-    let mut neg = Negotiated { deflate: false, server_no_context_takeover: false };
+    let mut neg =
+        Negotiated { deflate: false, server_no_context_takeover: false, client_max_window_bits: None };
     for line in lines {
         let Some((name, value)) = line.split_once(':') else { continue };
         let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
@@ -382,7 +389,11 @@ async fn handshake(
                 match param {
                     "permessage-deflate" => neg.deflate = true,
                     "server_no_context_takeover" => neg.server_no_context_takeover = true,
-                    _ => {}
+                    p => {
+                        if let Some(bits) = p.strip_prefix("client_max_window_bits=") {
+                            neg.client_max_window_bits = bits.trim_matches('"').parse().ok();
+                        }
+                    }
                 }
             }
         }
@@ -630,7 +641,7 @@ async fn open(o: &Options, plan: &Plan) -> Result<(TcpStream, Negotiated, Vec<u8
     let mut stream = TcpStream::connect(&o.addr).await.map_err(connect)?;
     stream.set_nodelay(true).map_err(connect)?;
     let host = o.host.as_deref().unwrap_or(&o.addr);
-    let (neg, leftover) = handshake(&mut stream, host, &o.path, plan.deflate)
+    let (neg, leftover) = handshake(&mut stream, host, &o.path, plan.deflate.then_some(OFFER_NO_CONTEXT))
         .await
         .map_err(|source| Error::Handshake { addr: o.addr.clone(), source })?;
     Ok((stream, neg, leftover))
@@ -959,7 +970,7 @@ mod tests {
     fn echoes_are_counted_byte_by_byte_and_inflated() {
         for (payload, deflate) in [(Payload::Json, false), (Payload::Random, false), (Payload::Json, true)] {
             let plan = plan(payload, deflate);
-            let neg = Negotiated { deflate, server_no_context_takeover: true };
+            let neg = Negotiated { deflate, server_no_context_takeover: true, client_max_window_bits: None };
             let mut echo = EchoReader::new(plan.clone(), neg);
             let two = server_frame(&plan).repeat(2);
             // Fed one byte at a time: headers and payloads split anywhere.
@@ -999,8 +1010,10 @@ mod tests {
     #[test]
     fn a_different_echo_is_an_error() {
         let plan = plan(Payload::Json, false);
-        let mut echo =
-            EchoReader::new(plan.clone(), Negotiated { deflate: false, server_no_context_takeover: false });
+        let mut echo = EchoReader::new(
+            plan.clone(),
+            Negotiated { deflate: false, server_no_context_takeover: false, client_max_window_bits: None },
+        );
         let mut frame = server_frame(&plan);
         let last = frame.len() - 1;
         frame[last] ^= 1;
