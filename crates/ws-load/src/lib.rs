@@ -982,7 +982,8 @@ mod tests {
     #[test]
     fn pings_and_close_are_taken_when_control_is_on() {
         let plan = plan(Payload::Json, false);
-        let neg = || Negotiated { deflate: false, server_no_context_takeover: false };
+        let neg =
+            || Negotiated { deflate: false, server_no_context_takeover: false, client_max_window_bits: None };
         let ping = [0x89, 0x04, 1, 2, 3, 4];
         let close = [0x88, 0x02, 0x03, 0xf3];
         // An echo in two fragments with a ping between them, then a close frame (1011).
