@@ -317,8 +317,9 @@ async fn open_from(
     let from = source.map_or(String::new(), |s| format!(" from {s}"));
     let mut stream = connect.await.map_err(|e| format!("connect {target}{from}: {e}"))?;
     let host = o.host.as_deref().unwrap_or(&o.addr);
-    let (neg, leftover) =
-        handshake(&mut stream, host, &o.path, deflate).await.map_err(|e| format!("handshake: {e}"))?;
+    let (neg, leftover) = handshake(&mut stream, host, &o.path, deflate.then_some(crate::OFFER_NO_CONTEXT))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
     Ok((stream, neg, leftover))
 }
 
