@@ -348,7 +348,7 @@ async fn slot(sh: Rc<Shared>, id: usize) {
 }
 
 /// Runs the soak: `o.conns` connection slots for `o.duration`, then waits for the last
-/// connections to end (silent peers may take [`SILENT_HOLD`] more). `each_second` gets the
+/// connections to end (silent peers may take `SILENT_HOLD` more). `each_second` gets the
 /// run's figures once a second. Must run inside a [`tokio::task::LocalSet`] ([`crate::block_on`]).
 pub async fn run_soak(o: &SoakOptions, mut each_second: impl FnMut(&SoakSecond)) -> SoakReport {
     let mut plans = Vec::new();
