@@ -186,3 +186,57 @@ conn = {
 for name, wire in conn.items():
     for options, dopts, cuts in [(0x2f, 0x7, ()), (0x27, 0x1, (3, 0)), (0x9f, 0x7, (1,)), (0x17, 0xf, ())]:
         write("deflate_connection", f"{name}_{options:02x}_{dopts:x}_{len(cuts)}", proto(options, dopts, wire, cuts))
+
+# --- proto_lifecycle: options, timing, then operations (see fuzz/src/lifecycle.rs) -----------
+def send(text): return bytes([0, len(text)]) + text
+def peer_send(text): return bytes([5, len(text)]) + text
+DELIVER, TO_PEER, ANSWER, EOF = bytes([8, 255]), bytes([9, 255]), bytes([13]), bytes([11])
+def sleep(step): return bytes([3, step])
+POLL = bytes([4])
+def close(code_index, reason_len=0): return bytes([2, code_index, reason_len])
+def peer_close(code_index): return bytes([7, code_index])
+lifecycle = {
+    # Messages both ways, then a clean closing handshake started by this end.
+    "echo_close": peer_send(b"hello") + DELIVER + send(b"hi") + TO_PEER + close(0) + TO_PEER + ANSWER + DELIVER + EOF,
+    # The peer closes first; this end answers at once.
+    "peer_closes": peer_send(b"a") + peer_close(1) + DELIVER + TO_PEER + POLL + sleep(4) + EOF,
+    # Keepalive: pings go out, pongs come back, then the peer stops answering.
+    "keepalive": sleep(3) + TO_PEER + DELIVER + sleep(3) + TO_PEER + DELIVER + sleep(5) + sleep(5) + EOF,
+    # The peer never answers our close: close_timeout ends it.
+    "close_timeout": close(6, 5) + TO_PEER + sleep(4) + POLL + sleep(6) + EOF,
+    # Junk on the wire fails the connection; nothing follows our close frame.
+    "junk": bytes([10, 4, 0xff, 0xff, 0xff, 0xff]) + TO_PEER + send(b"late") + TO_PEER + EOF,
+    # EOF in the middle of a message, with a ping and a release in between.
+    "eof_mid": bytes([1, 4]) + b"ping" + TO_PEER + bytes([12]) + peer_send(b"x" * 40) + bytes([8, 10]) + EOF,
+    # Pings and unsolicited pongs from the peer, then time jumps past every deadline.
+    "pings": bytes([6, 3]) + b"abc" + bytes([6, 0x82]) + b"zz" + DELIVER + TO_PEER + POLL + POLL + sleep(7) + EOF,
+}
+for name, ops in lifecycle.items():
+    # options: role (bit 0), auto-pong off (bit 1), max_size (bits 2-3); timing: interval, timeout, close
+    for options, timing in [(0x0c, 0x2a), (0x0d, 0x2a), (0x02, 0x3f), (0x09, 0x1e), (0x04, 0x26)]:
+        write("proto_lifecycle", f"{name}_{options:02x}_{timing:02x}", bytes([options, timing]) + ops)
+
+# --- tokio_driver: options, more, leftover length + bytes, then operations (fuzz/src/driver.rs) --
+def pframe(b0, payload): return bytes([0, b0, len(payload)]) + payload
+FLUSH, RECV, READ, EOF_PEER, DROP = bytes([2, 3]), bytes([7, 3]), bytes([3, 3, 4]), bytes([4]), bytes([10])
+def app_send(text): return bytes([6, 3, len(text)]) + text
+def app_close(code_index): return bytes([9, 3, code_index])
+def wait(i): return bytes([5, i])
+peer_close = pframe(0x88, struct.pack(">H", 1000))
+driver = {
+    "echo": pframe(0x81, b"hello") + FLUSH + RECV + app_send(b"hi") + READ + peer_close + FLUSH + READ + RECV,
+    "ping": pframe(0x89, b"abc") + FLUSH + READ + bytes([8, 3]) + READ + wait(3) + READ + wait(3) + RECV,
+    "fragmented": pframe(0x01, b"hel") + pframe(0x89, b"") + pframe(0x80, b"lo") + FLUSH + RECV + RECV,
+    "deflate": pframe(0xC1, hello) + pframe(0x41, bytes.fromhex("f248cd")) + pframe(0x80, bytes.fromhex("c9c90700")) + FLUSH + RECV + RECV,
+    "app_close": app_send(b"bye") + app_close(0) + READ + peer_close + FLUSH + bytes([9, 3, 1]) + RECV,
+    "slow_reader": b"".join(pframe(0x82, bytes([i]) * 20) for i in range(12)) + FLUSH + FLUSH + wait(2) + FLUSH + RECV + wait(3) + bytes([12, 3]) + b"abcdef",
+    "junk": bytes([1, 6]) + b"\xff\xff\x00\x01\x02\x03" + FLUSH + READ + RECV + RECV,
+    "drop_mid_message": pframe(0x01, b"part") + FLUSH + DROP + wait(2) + READ,
+    "peer_eof": pframe(0x81, b"x") + FLUSH + EOF_PEER + RECV + RECV + app_send(b"late"),
+    "yield": pframe(0x81, b"y") + FLUSH + bytes([11, 3]) + RECV + bytes([11, 0]) + READ,
+}
+for name, ops in driver.items():
+    for options, more, left in [(0x00, 0x0b, b""), (0x01, 0x4a, b""), (0x42, 0x87, b""), (0x43, 0xd6, b""), (0x94, 0x05, b"\x81\x80\0\0\0\0")]:
+        if left and options & 1:
+            continue
+        write("tokio_driver", f"{name}_{options:02x}_{more:02x}", bytes([options, more, len(left)]) + left + ops)

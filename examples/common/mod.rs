@@ -1,6 +1,12 @@
 //! What the examples share: errors printed for a person.
 
 use std::error::Error;
+
+/// With the `jemalloc` feature, the examples allocate with jemalloc (see the feature's note in
+/// Cargo.toml).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::fmt;
 
 /// An error as `main` returns it, printed as its message and its causes (`caused by: ...`)

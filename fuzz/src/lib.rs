@@ -2,7 +2,9 @@
 //! and the same functions replay the corpus in ordinary `cargo test` (see `fuzz/README.md`).
 
 pub mod deflate;
+pub mod driver;
 pub mod extensions;
 pub mod handshake;
+pub mod lifecycle;
 pub mod proto;
 pub mod replay;

@@ -27,22 +27,35 @@ Builds the ws echo_server example, bench/loadgen and bench/peers (release), then
               takeover as browsers do: ws, ratchet+deflate, Python websockets, Node ws
               (installed by tests-interop/setup.sh); speed and bytes on the wire
   memory      server RSS per idle connection: 2,000 after the handshake only, 2,000 and 10,000
-              after one echo each; read 3 s after the last echo
+              after one echo each; read 3 s after the last echo. Then the burst columns
+  burst       (also part of memory) 300 compressed connections each echo 20 different 16 KiB
+              JSON messages at once: server RSS at its peak, 3 s after the burst (idle), and 3 s
+              after all closed, against the RSS before they opened
   broadcast   fan-out of 1 KiB JSON messages to 1,000 and 10,000 connections (quick: 1,000),
               with and without compression: ws Broadcaster, a per-connection loop on ws, Python
               websockets broadcast(); then server RSS with 100 clients that never read
               (xtask/src/bench_broadcast.rs)
+  scale       (only with --only) ~19,000 idle connections on one server process, 100,000 over
+              6 processes sharing the port: handshake rate and CPU, RSS per connection, probe
+              latency; writes docs/scale.md (quick: <target>/bench/scale-quick.md)
 
   --quick         fewer cells, 1 round, short runs, 2,000 connections only; writes
                   <target>/bench/quick.md unless --out is given
   --rounds N      rounds of every cell (default 3; servers interleaved, order rotated per round)
   --duration S    measured seconds per run (default 1.5; quick 0.8), after a 0.5 s warm-up
-  --only PARTS    comma-separated subset of throughput,deflate,memory,broadcast
+  --only PARTS    comma-separated subset of throughput,deflate,memory,burst,broadcast,
+                  scale
+                  (`--only burst --quick`: the burst columns of ws alone, about 20 s per server
+                  once built)
+  --server-env K=V  set this environment variable for ws's servers (repeatable), e.g.
+                  GLIBC_TUNABLES=glibc.malloc.arena_max=1 to measure an allocator setting
+  --features F    build the ws echo_server with these cargo features (e.g. jemalloc)
   --out FILE      where the markdown goes (default docs/performance.md; the part between
                   <!-- bench:begin --> and <!-- bench:end --> is replaced, the rest kept)
   --no-build      use the binaries already built
   --baseline BIN  also run this echo_server binary (another build of ours) in the throughput
-                  cells, with its ratio to raw TCP and ours to it: two builds in one run
+                  cells, with its ratio to raw TCP and ours to it: two builds in one run (and in
+                  the burst columns, with compression)
   --no-spin       do not keep the CPUs out of idle during the throughput and deflate parts
                   (by default one `ws-peers --spin` per CPU runs at SCHED_IDLE priority)";
 
@@ -56,6 +69,8 @@ enum Srv {
     Ours,
     /// `--baseline`: our echo_server from another build, to compare two builds in one run.
     Baseline,
+    /// `--baseline` with compression (burst columns).
+    BaselineDeflate,
     OursDeflate,
     OursLean,
     Tungstenite,
@@ -78,6 +93,7 @@ impl Srv {
         match self {
             Self::Ours => "ws",
             Self::Baseline => "ws (baseline build)",
+            Self::BaselineDeflate => "ws (baseline build, deflate)",
             Self::OursDeflate => "ws (deflate)",
             Self::OursLean => "ws (lean deflate)",
             Self::Tungstenite => "tokio-tungstenite",
@@ -97,7 +113,23 @@ impl Srv {
     }
 
     fn is_peer(self) -> bool {
-        !matches!(self, Self::Ours | Self::Baseline | Self::OursDeflate | Self::OursLean | Self::Raw)
+        !matches!(
+            self,
+            Self::Ours
+                | Self::Baseline
+                | Self::BaselineDeflate
+                | Self::OursDeflate
+                | Self::OursLean
+                | Self::Raw
+        )
+    }
+
+    /// One of ws's own servers (which `--server-env` applies to).
+    fn is_ours(self) -> bool {
+        matches!(
+            self,
+            Self::Ours | Self::Baseline | Self::BaselineDeflate | Self::OursDeflate | Self::OursLean
+        )
     }
 
     /// A peer whose echo loop flushes after every message (its own examples' loop for
@@ -122,6 +154,8 @@ struct Bins {
     python: PathBuf,
     node_path: PathBuf,
     interop: bool,
+    /// `--server-env`: set for ws's servers.
+    server_env: Vec<(String, String)>,
 }
 
 impl Bins {
@@ -161,6 +195,11 @@ impl Bins {
                 c.args([addr.as_str(), "--no-compression"]);
                 c
             }
+            Srv::BaselineDeflate => {
+                let mut c = Command::new(self.baseline.as_ref().unwrap_or(&self.echo_server));
+                c.arg(&addr);
+                c
+            }
             Srv::OursDeflate => {
                 let mut c = Command::new(&self.echo_server);
                 c.arg(&addr);
@@ -186,6 +225,9 @@ impl Bins {
             Srv::NodeDeflate => node(true),
         };
         c.env("TOKIO_WORKER_THREADS", SERVER_WORKERS).current_dir(util::root());
+        if srv.is_ours() {
+            c.envs(self.server_env.iter().map(|(k, v)| (k, v)));
+        }
         c
     }
 }
@@ -252,13 +294,18 @@ impl Server {
 
     /// VmRSS in bytes, from /proc.
     fn rss(&self) -> Result<u64> {
+        self.status("VmRSS")
+    }
+
+    /// A size from /proc/PID/status (VmRSS, VmHWM...), in bytes.
+    fn status(&self, field: &str) -> Result<u64> {
         let path = format!("/proc/{}/status", self.child.id());
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
         text.lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb * 1024)
-            .ok_or_else(|| format!("no VmRSS in {path}"))
+            .ok_or_else(|| format!("no {field} in {path}"))
     }
 }
 
@@ -393,7 +440,11 @@ struct Opts {
     build: bool,
     baseline: Option<PathBuf>,
     spin: bool,
+    server_env: Vec<(String, String)>,
+    features: Vec<String>,
 }
+
+const PARTS: [&str; 6] = ["throughput", "deflate", "memory", "burst", "broadcast", "scale"];
 
 pub fn run(args: &[String]) -> Result {
     let mut o = Opts {
@@ -406,6 +457,8 @@ pub fn run(args: &[String]) -> Result {
         build: true,
         baseline: None,
         spin: true,
+        server_env: Vec::new(),
+        features: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -419,6 +472,12 @@ pub fn run(args: &[String]) -> Result {
             "--no-build" => o.build = false,
             "--baseline" => o.baseline = Some(PathBuf::from(val()?)),
             "--no-spin" => o.spin = false,
+            "--features" => o.features.extend(val()?.split(',').map(str::to_owned)),
+            "--server-env" => {
+                let kv = val()?;
+                let (k, v) = kv.split_once('=').ok_or_else(|| format!("--server-env {kv}: expected K=V"))?;
+                o.server_env.push((k.to_owned(), v.to_owned()));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 return Ok(());
@@ -426,10 +485,8 @@ pub fn run(args: &[String]) -> Result {
             other => return Err(format!("unknown argument `{other}`\n\n{USAGE}")),
         }
     }
-    if let Some(p) =
-        o.parts.iter().find(|p| !["throughput", "deflate", "memory", "broadcast"].contains(&p.as_str()))
-    {
-        return Err(format!("unknown part `{p}` (throughput, deflate, memory, broadcast)"));
+    if let Some(p) = o.parts.iter().find(|p| !PARTS.contains(&p.as_str())) {
+        return Err(format!("unknown part `{p}` ({})", PARTS.join(", ")));
     }
     if o.rounds == 0 {
         o.rounds = if o.quick { 1 } else { 3 };
@@ -447,11 +504,14 @@ pub fn run(args: &[String]) -> Result {
     let logs = bench_target.join("logs");
     util::fresh_dir(&logs)?;
 
-    // The broadcast part needs only ws-loadgen from bench/, not the peer servers.
-    let needs_peers = o.parts.iter().any(|p| p != "broadcast");
+    // The broadcast part, and the burst columns alone (`--only burst --quick`, ws only), need
+    // only ws-loadgen from bench/, not the peer servers.
+    let needs_peers = o.parts.iter().any(|p| p != "broadcast" && (p != "burst" || !o.quick));
     if o.build {
         let broadcast = o.parts.iter().any(|p| p == "broadcast");
-        meta.build_examples(if broadcast { &["echo_server", "broadcast_bench"] } else { &["echo_server"] })?;
+        let examples: &[&str] =
+            if broadcast { &["echo_server", "broadcast_bench"] } else { &["echo_server"] };
+        meta.build_examples_with(examples, &o.features)?;
         let mut build = Command::new(util::cargo());
         build
             .args(["build", "--release", "--manifest-path"])
@@ -467,19 +527,20 @@ pub fn run(args: &[String]) -> Result {
         Some(h) => PathBuf::from(h),
         None => util::home()?.join(".cache").join("ws-interop"),
     };
-    let interop = o.parts.iter().any(|p| p != "throughput") && {
-        let setup = Command::new("bash")
-            .arg(util::root().join("tests-interop/setup.sh"))
-            .env("WS_INTEROP_HOME", &home)
-            .status();
-        match setup {
-            Ok(s) if s.success() => true,
-            other => {
-                say(format!("bench: interop peers unavailable ({other:?}); Python/Node skipped"));
-                false
+    let interop = o.parts.iter().any(|p| p != "throughput" && p != "scale" && (p != "burst" || !o.quick))
+        && {
+            let setup = Command::new("bash")
+                .arg(util::root().join("tests-interop/setup.sh"))
+                .env("WS_INTEROP_HOME", &home)
+                .status();
+            match setup {
+                Ok(s) if s.success() => true,
+                other => {
+                    say(format!("bench: interop peers unavailable ({other:?}); Python/Node skipped"));
+                    false
+                }
             }
-        }
-    };
+        };
     let bins = Bins {
         echo_server: meta.example_bin("echo_server"),
         baseline: o.baseline.clone(),
@@ -488,10 +549,25 @@ pub fn run(args: &[String]) -> Result {
         python: home.join("venv/bin/python"),
         node_path: home.join("node/node_modules"),
         interop,
+        server_env: o.server_env.clone(),
     };
     for p in [&bins.echo_server, &bins.loadgen].into_iter().chain(needs_peers.then_some(&bins.peers)) {
         if !p.exists() {
             return Err(format!("{} is missing (run without --no-build)", p.display()));
+        }
+    }
+
+    if o.parts.iter().any(|p| p == "scale") {
+        let paths = crate::bench_scale::Paths {
+            echo_server: bins.echo_server.clone(),
+            loadgen: bins.loadgen.clone(),
+            peers: bins.peers.clone(),
+        };
+        let out =
+            if o.quick { bench_target.join("scale-quick.md") } else { util::root().join("docs/scale.md") };
+        crate::bench_scale::run(&paths, o.quick, &logs, &out)?;
+        if o.parts.iter().all(|p| p == "scale") {
+            return Ok(());
         }
     }
 
@@ -573,6 +649,27 @@ pub fn run(args: &[String]) -> Result {
         say(format!("bench: memory, {} servers x {counts:?} connections", servers.len()));
         let res = run_memory(&bins, &servers, counts, &logs);
         write_memory(&mut md, &servers, counts, &res);
+    }
+    if o.parts.iter().any(|p| p == "memory" || p == "burst") {
+        let mut servers = vec![Srv::OursDeflate];
+        if let Some(path) = &bins.baseline {
+            if !path.exists() {
+                return Err(format!("--baseline {}: no such file", path.display()));
+            }
+            servers.push(Srv::BaselineDeflate);
+        }
+        if !o.quick {
+            servers.extend([Srv::OursLean, Srv::RatchetDeflate]);
+            if bins.interop {
+                servers.extend([Srv::PythonDeflate, Srv::NodeDeflate]);
+            }
+        }
+        say(format!(
+            "bench: memory after a burst, {} servers x {BURST_CONNS} connections x {BURST_ECHOES} echoes",
+            servers.len()
+        ));
+        let res: Vec<_> = servers.iter().map(|&s| (s, burst_one(&bins, s, &logs))).collect();
+        write_burst(&mut md, &res);
     }
     if o.parts.iter().any(|p| p == "broadcast") {
         let setup = crate::bench_broadcast::Setup {
@@ -790,6 +887,85 @@ fn memory_one(
     let _ = child.wait();
     drop(server);
     result
+}
+
+/// The burst: this many connections, each echoing this many different messages of this size
+/// (compressed, the client keeping its context) at the same time.
+const BURST_CONNS: usize = 300;
+const BURST_ECHOES: usize = 20;
+const BURST_SIZE: usize = 16 << 10;
+
+/// Server RSS around a burst, in bytes.
+struct Burst {
+    /// Before the connections opened.
+    before: u64,
+    /// The peak (VmHWM) during the burst.
+    peak: u64,
+    /// `SETTLE` after the last echo, every connection still open and quiet.
+    idle: u64,
+    /// `SETTLE` after every connection closed.
+    closed: u64,
+}
+
+fn burst_one(bins: &Bins, srv: Srv, logs: &Path) -> std::result::Result<Burst, String> {
+    let server = Server::start(bins, srv, logs)?;
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server.rss()?;
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("ulimit -n {NOFILE} 2>/dev/null; exec \"$0\" \"$@\""));
+    cmd.arg(&bins.loadgen).args(["--addr", &format!("127.0.0.1:{}", server.port)]);
+    cmd.args(["--idle", &BURST_CONNS.to_string(), "--burst", &BURST_ECHOES.to_string()]);
+    cmd.args(["--size", &BURST_SIZE.to_string(), "--deflate"]);
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run loadgen: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    let ready = BufReader::new(stdout).read_line(&mut line).is_ok() && line.starts_with("READY");
+    let measured = if ready {
+        let peak = server.status("VmHWM")?;
+        std::thread::sleep(SETTLE);
+        let idle = server.rss()?;
+        // Closing stdin makes the load generator close every connection (1000) and exit.
+        drop(child.stdin.take());
+        let _ = child.wait();
+        std::thread::sleep(SETTLE);
+        Ok(Burst { before, peak, idle, closed: server.rss()? })
+    } else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        Err(format!("loadgen did not finish the burst: {}", err.trim()))
+    };
+    say(format!(
+        "  {:<28} {}",
+        srv.label(),
+        match &measured {
+            Ok(b) => format!(
+                "before {:.1} MiB, peak {:.1} KiB/conn, idle {:.1} KiB/conn, closed {:.1} MiB ({:.2}x)",
+                b.before as f64 / 1048576.0,
+                b.per_conn(b.peak),
+                b.per_conn(b.idle),
+                b.closed as f64 / 1048576.0,
+                b.closed as f64 / b.before as f64
+            ),
+            Err(e) => format!("ERR {e}"),
+        }
+    ));
+    measured
+}
+
+impl Burst {
+    /// (RSS − RSS before) per connection, in KiB.
+    fn per_conn(&self, rss: u64) -> f64 {
+        (rss as f64 - self.before as f64) / BURST_CONNS as f64 / 1024.0
+    }
 }
 
 // ---- reporting ----
@@ -1272,6 +1448,46 @@ fn write_memory(md: &mut String, servers: &[(Srv, bool)], counts: &[Column], res
             let _ = write!(md, " {cell} |");
         }
         let _ = writeln!(md);
+    }
+}
+
+fn write_burst(md: &mut String, res: &[(Srv, std::result::Result<Burst, String>)]) {
+    let _ = writeln!(
+        md,
+        "\n### Memory after a busy burst\n\n{BURST_CONNS} connections, compressed (the client keeps its context, as \
+         browsers do), each echo {BURST_ECHOES} different {} JSON-like messages, 8 in flight, all at once. Server \
+         VmRSS before they open; its peak (VmHWM) during the burst; {s} s after the last echo, every connection \
+         open and quiet; {s} s after all closed (with 1000). Targets for ws at the defaults: peak ≤ 64 KiB per \
+         connection, idle ≤ 16 KiB per connection, after close ≤ 1.10× the RSS before.\n",
+        fmt_size(BURST_SIZE),
+        s = SETTLE.as_secs()
+    );
+    let _ = writeln!(
+        md,
+        "| server | RSS before | peak, per connection | idle after the burst, per connection | RSS after all closed |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for (s, r) in res {
+        let ours = matches!(s, Srv::OursDeflate | Srv::BaselineDeflate);
+        let mark = |text: String, missed: bool| if ours && missed { format!("**{text}**") } else { text };
+        match r {
+            Ok(b) => {
+                let (peak, idle) = (b.per_conn(b.peak), b.per_conn(b.idle));
+                let ratio = b.closed as f64 / b.before as f64;
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.1} MiB | {} | {} | {} |",
+                    s.label(),
+                    b.before as f64 / 1048576.0,
+                    mark(format!("{peak:.1} KiB"), peak > 64.0),
+                    mark(format!("{idle:.1} KiB"), idle > 16.0),
+                    mark(format!("{:.1} MiB ({ratio:.2}×)", b.closed as f64 / 1048576.0), ratio > 1.10),
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(md, "| {} | error: {} | | | |", s.label(), e.lines().next().unwrap_or(""));
+            }
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 mod autobahn;
 mod bench;
 mod bench_broadcast;
+mod bench_scale;
 mod interop;
 mod perf_gate;
 mod soak;

@@ -80,6 +80,11 @@ impl Metadata {
 
     /// Build the given examples of the `ws` package in release mode.
     pub fn build_examples(&self, names: &[&str]) -> Result {
+        self.build_examples_with(names, &[])
+    }
+
+    /// Build the given examples of the `ws` package in release mode, with these features.
+    pub fn build_examples_with(&self, names: &[&str], features: &[String]) -> Result {
         if names.is_empty() {
             return Ok(());
         }
@@ -93,6 +98,9 @@ impl Metadata {
         }
         let mut cmd = Command::new(cargo());
         cmd.args(["build", "--release", "--package", "ws"]).current_dir(root());
+        if !features.is_empty() {
+            cmd.args(["--features", &features.join(",")]);
+        }
         for n in names {
             cmd.args(["--example", n]);
         }

@@ -7,7 +7,9 @@
 //! with the CPU time (user and system seconds) the load generator and, given `--server-pid`, the
 //! server used during the measured window: which of the two was busy, and each one's cost per echo.
 //! Idle mode (`--idle N`) opens N connections, echoes one message on each (none with
-//! `--no-echo`), prints `READY` and holds them until stdin closes.
+//! `--no-echo`), prints `READY` and holds them until stdin closes. With `--burst K` it echoes K
+//! different messages on every connection at once instead (the client keeping its compression
+//! context, as browsers do), then holds them the same way and closes them with 1000.
 //! Broadcast mode (`--broadcast`) opens `--receivers N` connections (and `--stalled S` that
 //! never read) to a fan-out server, sends it messages on `/control` and prints one JSON line:
 //! `{"messages":..,"deliveries":..,"deliveries_per_s":..,"wire_bytes_per_delivery":..,..}`.
@@ -15,33 +17,43 @@
 //! and prints tab-separated lines: once a second
 //! `second T ECHOES P99_US OPEN OPENED ERRORS`, then at the end `echoes N`, `opened N`,
 //! `outcome COUNT WHAT` per kind of ending and `error KIND COUNT FIRST-MESSAGE` per kind of error.
+//! Hold mode (`--hold N [--sources IP,IP..] [--concurrency K] [--no-echo]`, the scale part) opens N
+//! connections from those source addresses in turn, prints `OPEN {json}` after the handshakes,
+//! echoes one message on each after a line on stdin, prints `READY {json}`, answers pings while
+//! holding them, and prints `DONE {json}` (connections held and lost) when stdin closes.
 
 use std::time::Duration;
 
+use ws_load::hold::HoldOptions;
 use ws_load::{BroadcastOptions, BroadcastReport, Options, Report, SoakOptions, SoakReport};
 
 const USAGE: &str = "usage: ws-loadgen --addr HOST:PORT [--conns N] [--size BYTES] [--binary]
                   [--inflight K] [--warmup SECS] [--duration SECS]
                   [--deflate [--client-no-context-takeover]]
-                  [--server-pid PID] [--idle N [--no-echo]]
+                  [--server-pid PID] [--idle N [--no-echo | --burst K]]
                   [--broadcast [--receivers N] [--stalled N] [--window K] [--until-dropped N]]
-                  [--soak SECS [--ramp SECS] [--seed N]]";
+                  [--soak SECS [--ramp SECS] [--seed N]]
+                  [--hold N [--sources IP,IP..] [--concurrency K] [--no-echo]]";
 
 /// The command line: the echo options, and the other modes'.
 struct Args {
     echo: Options,
     idle: usize,
     no_echo: bool,
+    /// `--burst K`: K different messages on every idle connection at once.
+    burst: usize,
     broadcast: Option<BroadcastOptions>,
     soak: Option<SoakOptions>,
+    hold: HoldOptions,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Options::default();
-    let (mut idle, mut no_echo, mut broadcast) = (0, false, false);
+    let (mut idle, mut no_echo, mut burst, mut broadcast) = (0, false, 0, false);
     let mut b = BroadcastOptions::default();
     let mut soak: Option<SoakOptions> = None;
     let (mut ramp, mut seed) = (None, None);
+    let mut hold = HoldOptions { conns: 0, ..HoldOptions::default() };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut val = || it.next().ok_or_else(|| format!("{arg} needs a value\n{USAGE}"));
@@ -58,6 +70,7 @@ fn parse_args() -> Result<Args, String> {
             "--client-no-context-takeover" => a.client_no_context_takeover = true,
             "--idle" => idle = num(val()?)? as usize,
             "--no-echo" => no_echo = true,
+            "--burst" => burst = num(val()?)? as usize,
             "--server-pid" => a.server_pid = Some(num(val()?)? as u32),
             "--broadcast" => broadcast = true,
             "--receivers" => b.receivers = num(val()?)? as usize,
@@ -70,6 +83,14 @@ fn parse_args() -> Result<Args, String> {
             }
             "--ramp" => ramp = Some(Duration::from_secs_f64(num(val()?)?)),
             "--seed" => seed = Some(num(val()?)? as u64),
+            "--hold" => hold.conns = num(val()?)? as usize,
+            "--concurrency" => hold.concurrency = num(val()?)? as usize,
+            "--sources" => {
+                hold.sources = val()?
+                    .split(',')
+                    .map(|ip| ip.parse().map_err(|e| format!("--sources {ip}: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
@@ -89,7 +110,8 @@ fn parse_args() -> Result<Args, String> {
         s.ramp = ramp.unwrap_or(s.ramp);
         s.seed = seed.unwrap_or(s.seed);
     }
-    Ok(Args { echo: a, idle, no_echo, broadcast, soak })
+    hold.echo = !no_echo;
+    Ok(Args { echo: a, idle, no_echo, burst, broadcast, soak, hold })
 }
 
 fn cpu(c: Option<[f64; 2]>) -> String {
@@ -154,7 +176,7 @@ fn print(r: &Report) {
 }
 
 fn main() {
-    let Args { echo: args, idle, no_echo, broadcast, soak } = match parse_args() {
+    let Args { echo: args, idle, no_echo, burst, broadcast, soak, hold } = match parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("{e}");
@@ -177,6 +199,17 @@ fn main() {
             .await;
             print_soak(&report);
             Ok(())
+        } else if hold.conns > 0 {
+            let opened = |o: &ws_load::hold::Opened| println!("OPEN {}", o.json());
+            let echoed = |e: &ws_load::hold::Echoed| println!("READY {}", e.json());
+            let held = {
+                let (echo_when, until) = ws_load::hold::stdin_signals();
+                ws_load::hold::run_hold(&args, &hold, opened, echoed, echo_when, until).await?
+            };
+            println!("DONE {}", held.json());
+            Ok(())
+        } else if idle > 0 && burst > 0 {
+            ws_load::run_burst(&args, idle, burst, |n| println!("READY {n}")).await
         } else if idle > 0 {
             ws_load::run_idle(&args, idle, no_echo, |n| println!("READY {n}")).await
         } else {

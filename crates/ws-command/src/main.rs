@@ -15,6 +15,12 @@ mod explain;
 mod serve;
 mod tls;
 
+/// With the `jemalloc` feature, `ws serve` gives the memory of a burst of busy connections back
+/// to the system once they go quiet or close (see the feature's note in Cargo.toml).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "ws", version, about = "WebSocket client, servers and load generator", long_about = None)]
 struct Cli {

@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::Notify;
 
-use crate::{CpuTime, Error, Negotiated, encode_frame, handshake};
+use crate::{CpuTime, Error, Negotiated, OFFER_NO_CONTEXT, encode_frame, handshake};
 
 /// Messages every receiver gets before the measured window: enough for a server to have set
 /// up what each connection keeps (ws-deflate borrows per-thread streams for a connection's
@@ -485,7 +485,7 @@ async fn open(
     stream.set_nodelay(true).map_err(connect)?;
     // Receivers send nothing compressed: the offer keeps the server from holding an inflate
     // window for them, as it did before the echo part offered context takeover.
-    let (neg, leftover) = handshake(&mut stream, &o.addr, path, deflate, true)
+    let (neg, leftover) = handshake(&mut stream, &o.addr, path, deflate.then_some(OFFER_NO_CONTEXT))
         .await
         .map_err(|source| Error::Handshake { addr: o.addr.clone(), source })?;
     Ok((stream, neg, leftover))

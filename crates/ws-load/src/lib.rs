@@ -17,9 +17,13 @@
 //!   inflater per connection, and the bytes on the wire are counted both ways.
 //!
 //! [`run_load`] measures throughput and latency into a [`Report`]; [`run_idle`] opens many
-//! connections and holds them; [`run_broadcast`] measures a fan-out server (many receivers, one
-//! sender); [`run_soak`] keeps thousands of connections coming and going for a long time
+//! connections and holds them; [`run_burst`] makes many connections busy at once, then holds
+//! them quiet; [`run_broadcast`] measures a fan-out server (many receivers, one sender);
+//! [`run_soak`] keeps thousands of connections coming and going for a long time
 //! (`cargo xtask soak`). All run on a [`tokio::task::LocalSet`] ([`block_on`]).
+//! [`hold`] holds many connections from several source addresses (the bench's scale part).
+
+pub mod hold;
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -38,8 +42,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Semaphore;
 
 mod broadcast;
+mod burst;
 mod soak;
 pub use broadcast::{BroadcastOptions, BroadcastReport, json_message, run_broadcast};
+pub use burst::run_burst;
 pub use soak::{SoakOptions, SoakReport, SoakSecond, run_soak};
 
 /// What each message carries.
@@ -107,6 +113,15 @@ impl Default for Options {
 }
 
 impl Options {
+    /// The permessage-deflate offer for these options (none without `deflate`).
+    fn offer(&self) -> Option<&'static str> {
+        match (self.deflate, self.client_no_context_takeover) {
+            (false, _) => None,
+            (true, false) => Some(OFFER_BROWSER),
+            (true, true) => Some(OFFER_NO_CONTEXT),
+        }
+    }
+
     /// Messages in flight per connection, `inflight` or the default for `size`.
     pub fn inflight(&self) -> usize {
         if self.inflight > 0 {
@@ -375,14 +390,27 @@ impl Negotiated {
         client_no_context_takeover: false,
         client_max_window_bits: 15,
     };
+
+    /// What a server that accepts `o`'s offer as made negotiates, to encode frames before any
+    /// connection is open: with `client_no_context_takeover` (the offer without a window),
+    /// messages compressed alone in a 15-bit window are valid whatever the server answers.
+    fn assumed(o: &Options) -> Self {
+        Self { deflate: o.deflate, client_no_context_takeover: o.client_no_context_takeover, ..Self::NONE }
+    }
 }
 
+/// What browsers offer: context takeover both ways, and a window the server may reduce.
+const OFFER_BROWSER: &str = "permessage-deflate; client_max_window_bits";
+/// The offer made before issue 22: the client compresses every message alone, in a 15-bit
+/// window (the memory part's idle connections, broadcast receivers, the scale part, the soak).
+const OFFER_NO_CONTEXT: &str = "permessage-deflate; client_no_context_takeover";
+
+/// Opening handshake, offering the permessage-deflate parameters in `offer` (none: no offer).
 async fn handshake(
     stream: &mut TcpStream,
     host: &str,
     path: &str,
-    deflate: bool,
-    no_context_takeover: bool,
+    offer: Option<&str>,
 ) -> io::Result<(Negotiated, Vec<u8>)> {
     let mut key_bytes = [0u8; 16];
     let t = Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32;
@@ -390,15 +418,8 @@ async fn handshake(
         *b = (t >> ((i % 8) * 8)) as u8 ^ i as u8;
     }
     let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
-    // What browsers offer: the server may cap the client's window, context is kept both ways.
-    // Without context takeover, the offer made before issue 22: the client's window stays 15.
-    let ext = if deflate && no_context_takeover {
-        "Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n"
-    } else if deflate {
-        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
-    } else {
-        ""
-    };
+    let deflate = offer.is_some();
+    let ext = offer.map(|o| format!("Sec-WebSocket-Extensions: {o}\r\n")).unwrap_or_default();
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{ext}\r\n"
@@ -719,7 +740,7 @@ async fn open(o: &Options) -> Result<(TcpStream, Negotiated, Vec<u8>), Error> {
     let mut stream = TcpStream::connect(&o.addr).await.map_err(connect)?;
     stream.set_nodelay(true).map_err(connect)?;
     let host = o.host.as_deref().unwrap_or(&o.addr);
-    let (neg, leftover) = handshake(&mut stream, host, &o.path, o.deflate, o.client_no_context_takeover)
+    let (neg, leftover) = handshake(&mut stream, host, &o.path, o.offer())
         .await
         .map_err(|source| Error::Handshake { addr: o.addr.clone(), source })?;
     Ok((stream, neg, leftover))
@@ -817,7 +838,12 @@ fn pool_len(o: &Options) -> usize {
 
 /// Encodes the run's messages once, for the parameters `neg` the server accepted.
 fn build_plan(a: &Options, neg: &Negotiated) -> Plan {
-    let messages: Vec<Vec<u8>> = (0..pool_len(a) as u64)
+    build_plan_with_pool(a, neg, pool_len(a))
+}
+
+/// [`build_plan`] with `pool` distinct messages (at least 1).
+fn build_plan_with_pool(a: &Options, neg: &Negotiated, pool: usize) -> Plan {
+    let messages: Vec<Vec<u8>> = (0..pool.max(1) as u64)
         .map(|seed| match a.payload {
             Payload::Json => json_payload(a.size, seed),
             Payload::Random => random_payload(a.size, seed),

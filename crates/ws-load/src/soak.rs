@@ -358,7 +358,7 @@ async fn slot(sh: Rc<Shared>, id: usize) {
 }
 
 /// Runs the soak: `o.conns` connection slots for `o.duration`, then waits for the last
-/// connections to end (silent peers may take [`SILENT_HOLD`] more). `each_second` gets the
+/// connections to end (silent peers may take `SILENT_HOLD` more). `each_second` gets the
 /// run's figures once a second. Must run inside a [`tokio::task::LocalSet`] ([`crate::block_on`]).
 pub async fn run_soak(o: &SoakOptions, mut each_second: impl FnMut(&SoakSecond)) -> SoakReport {
     let mut plans = Vec::new();
@@ -368,9 +368,15 @@ pub async fn run_soak(o: &SoakOptions, mut each_second: impl FnMut(&SoakSecond))
             let payload = if deflate || i % 2 == 0 { Payload::Json } else { Payload::Random };
             // Each message compressed on its own in a 15-bit window: valid whatever the server
             // answers to the offer (client_no_context_takeover, no client_max_window_bits).
-            let opts = Options { size, payload, deflate, inflight: SLOW_BURST, ..Options::default() };
-            let neg = Negotiated { deflate, client_no_context_takeover: true, ..Negotiated::NONE };
-            plans.push((Rc::new(build_plan(&opts, &neg)), weight));
+            let opts = Options {
+                size,
+                payload,
+                deflate,
+                client_no_context_takeover: true,
+                inflight: SLOW_BURST,
+                ..Options::default()
+            };
+            plans.push((Rc::new(build_plan(&opts, &Negotiated::assumed(&opts))), weight));
         }
     }
     let start = Instant::now();

@@ -66,7 +66,8 @@ pub struct Config {
     /// that does not read cannot queue pongs without bound.
     pub auto_pong: bool,
     /// Keepalive: send a ping this long after the connection opened and after each pong
-    /// (`None`, the default here: no keepalive). Needs [`Connection::handle_timeout`].
+    /// (`None`, the default here: no keepalive; at least 1 ms apart, even when zero). Needs
+    /// [`Connection::handle_timeout`].
     pub ping_interval: Option<Duration>,
     /// Fail the connection with 1011 when a keepalive ping's pong does not come within this
     /// (`None`: keep pinging every `ping_interval`, never time out).
@@ -537,10 +538,14 @@ impl Connection {
     }
 
     /// The transport reached end of file (or failed). If the closing handshake was not
-    /// complete, the connection is closed abnormally (1006), without a close frame.
+    /// complete, the connection is closed abnormally (1006), without a close frame. Output
+    /// still unwritten then gets `close_timeout` to go out (see
+    /// [`closing_timed_out`](Self::closing_timed_out)): a peer that half-closes and stops
+    /// reading cannot hold the transport open.
     pub fn receive_eof(&mut self) {
         self.eof = true;
         self.end(None, Cause::TransportClosed);
+        self.timers.start_close(&self.config);
     }
 
     /// The next event, in the order the peer sent them.

@@ -125,6 +125,15 @@ pub(crate) struct Timers {
     pub(crate) latency: Option<Duration>,
 }
 
+/// The shortest time between keepalive pings: a zero `ping_interval` would otherwise ask for a
+/// ping at every instant, and `handle_timeout` would never return.
+const MIN_PING_INTERVAL: Duration = Duration::from_millis(1);
+
+/// `ping_interval`, at least [`MIN_PING_INTERVAL`].
+fn ping_interval(config: &Config) -> Option<Duration> {
+    config.ping_interval.map(|interval| interval.max(MIN_PING_INTERVAL))
+}
+
 /// What a deadline that passed asks the connection to do.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Due {
@@ -166,7 +175,7 @@ impl Timers {
         let ping = match (&self.keepalive, keepalive) {
             (Keepalive::Idle(at), true) => Some(*at),
             (Keepalive::Waiting { sent, .. }, true) => {
-                config.ping_interval.map(|i| *sent + config.ping_timeout.unwrap_or(i))
+                ping_interval(config).map(|i| *sent + config.ping_timeout.unwrap_or(i))
             }
             _ => None,
         };
@@ -187,7 +196,7 @@ impl Timers {
     /// that one was sent.
     pub(crate) fn pong(&mut self, config: &Config, payload: &[u8]) {
         if let (Keepalive::Waiting { payload: ping, sent }, Some(interval)) =
-            (&self.keepalive, config.ping_interval)
+            (&self.keepalive, ping_interval(config))
         {
             if ping[..] == *payload {
                 let sent = *sent;
@@ -213,7 +222,7 @@ impl Timers {
                 return Some(Due::CloseTimeout);
             }
         }
-        let interval = config.ping_interval?;
+        let interval = ping_interval(config)?;
         if matches!(self.keepalive, Keepalive::Unarmed) {
             self.keepalive = Keepalive::Idle(now + interval);
         }

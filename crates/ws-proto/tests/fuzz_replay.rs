@@ -8,6 +8,10 @@ use ws_proto::Role;
 #[path = "../../../fuzz/src/proto.rs"]
 mod proto;
 
+#[allow(unreachable_pub, missing_docs)]
+#[path = "../../../fuzz/src/lifecycle.rs"]
+mod lifecycle;
+
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../../fuzz/src/replay.rs"]
 mod replay;
@@ -22,6 +26,11 @@ fn replay_proto_server() {
 #[test]
 fn replay_proto_client() {
     replay("proto_client", |data| proto::run(Role::Client, data));
+}
+
+#[test]
+fn replay_proto_lifecycle() {
+    replay("proto_lifecycle", lifecycle::run);
 }
 
 /// The harness on a few hand-made shapes: empty, header-only, every cut length.

@@ -76,6 +76,22 @@ fn no_timer_runs_before_time_is_handed_in_or_when_none_is_configured() {
     assert!(output(&mut plain).is_empty());
 }
 
+/// Found by the `proto_lifecycle` fuzz target: with a zero `ping_interval` and no
+/// `ping_timeout`, `handle_timeout` sent pings forever without returning.
+#[test]
+fn a_zero_ping_interval_pings_at_most_once_a_millisecond_and_handle_timeout_returns() {
+    let t0 = Instant::now();
+    let config = Config::default().with_keepalive(Some(Duration::ZERO), None);
+    let mut server = Connection::new(Role::Server, config);
+    server.handle_timeout(t0);
+    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_millis(1)));
+    server.handle_timeout(t0 + Duration::from_millis(1));
+    assert_eq!(output(&mut server), [0x89, 4, 0, 0, 0, 1], "one ping");
+    assert_eq!(server.poll_timeout(), Some(t0 + Duration::from_millis(2)));
+    server.handle_timeout(t0 + Duration::from_millis(2));
+    assert_eq!(output(&mut server), [0x89, 4, 0, 0, 0, 2], "the next one a millisecond later");
+}
+
 #[test]
 fn keepalive_pings_every_interval_and_measures_the_round_trip() {
     let t0 = Instant::now();
@@ -211,6 +227,25 @@ fn a_client_waits_for_the_server_to_close_the_transport_up_to_close_timeout() {
 }
 
 // ---- one state ----
+
+/// Found by the `tokio_driver` fuzz target: after EOF, output the peer does not read was
+/// waited for forever. It gets `close_timeout`, as the closing handshake does.
+#[test]
+fn eof_starts_the_close_timeout_for_output_still_unwritten() {
+    let t0 = Instant::now();
+    let config = Config::default().with_close_timeout(Some(SECOND));
+    let mut server = Connection::new(Role::Server, config);
+    server.handle_timeout(t0);
+    server.send_text("unread").unwrap();
+    server.receive_eof();
+    assert!(server.should_close_transport() && server.wants_write());
+    server.handle_timeout(t0);
+    assert_eq!(server.poll_timeout(), Some(t0 + SECOND));
+    assert!(!server.closing_timed_out());
+    server.handle_timeout(t0 + SECOND);
+    assert!(server.closing_timed_out(), "the transport may be closed without the unread output");
+    assert_eq!(server.close_code(), Some(CloseCode::ABNORMAL));
+}
 
 #[test]
 fn after_eof_nothing_can_be_sent_and_the_state_stays_closed() {

@@ -352,6 +352,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                 Poll::Ready(Ok(0)) => {
                     self.read_closed = true;
                     self.proto.receive_eof();
+                    // Output still unwritten gets close_timeout (a peer may stop reading).
+                    self.deadlines_changed = true;
                 }
                 Poll::Ready(Ok(n)) => {
                     self.metrics.bytes_in(n);

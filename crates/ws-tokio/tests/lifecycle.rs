@@ -781,3 +781,34 @@ async fn a_transport_shutdown_that_never_finishes_is_given_up_after_close_timeou
     let elapsed = t.elapsed();
     assert!(elapsed >= MS_100 && elapsed < 4 * MS_100, "ended after {elapsed:?}");
 }
+
+/// Found by the `tokio_driver` fuzz target: a peer that stops reading and then half-closes
+/// (FIN) left the driver waiting forever to write what it had queued, holding the connection.
+/// Now what is unwritten at EOF gets `close_timeout`, then the transport is closed.
+#[tokio::test]
+async fn a_peer_that_stops_reading_and_half_closes_is_let_go_after_close_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let peer = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    let (ours, _) = listener.accept().await.unwrap();
+    let mut config = ws_tokio::Config::default();
+    config.ping_interval = None;
+    config.close_timeout = Some(Duration::from_millis(200));
+    // Room for more than the socket buffers hold, so the driver keeps reading and sees the FIN.
+    config.write_limit = (64 << 20).into();
+    let (mut ws, driver) =
+        WebSocket::from_upgraded(ours, ws_tokio::Role::Server, Vec::new(), ws_tokio::BytesMut::new(), config);
+    let driver = tokio::spawn(driver);
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..32 {
+        ws.send(chunk.clone()).await.unwrap();
+    }
+    let (_unread, mut write) = peer.into_split();
+    write.shutdown().await.unwrap();
+    let fin = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the driver let the connection go")
+        .unwrap();
+    assert!(fin.elapsed() >= Duration::from_millis(150), "not before close_timeout: {:?}", fin.elapsed());
+    assert_eq!(ws.close_code(), Some(CloseCode::ABNORMAL));
+}
