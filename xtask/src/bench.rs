@@ -1281,11 +1281,7 @@ fn write_throughput(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Resu
          included. Targets at 20 B and 1 KiB: ws ≥ 1.05× the best peer, ≥ 0.95× raw TCP; misses in **bold**.\n"
     );
     let _ = writeln!(md, "### Uncompressed echo: MB/s and round-trip latency p50 / p99 (medians)\n");
-    let _ = write!(md, "| cell |");
-    for s in servers {
-        let _ = write!(md, " {} |", s.label());
-    }
-    let _ = writeln!(md, "\n|{}", "---|".repeat(servers.len() + 1));
+    cell_by_server_header(md, servers);
     for (ci, cell) in cells.iter().enumerate() {
         let _ = write!(md, "| {} |", cell.label());
         for &s in servers {
@@ -1377,11 +1373,7 @@ fn write_deflate(md: &mut String, servers: &[Srv], cells: &[Cell], res: &Results
         "\nThe client's frames, in bytes on the wire per payload byte (the same messages for every server; the \
          window is the one each server lets the client use):\n"
     );
-    let _ = write!(md, "| cell |");
-    for s in servers {
-        let _ = write!(md, " {} |", s.label());
-    }
-    let _ = writeln!(md, "\n|{}", "---|".repeat(servers.len() + 1));
+    cell_by_server_header(md, servers);
     for (ci, cell) in cells.iter().enumerate() {
         let _ = write!(md, "| {} |", cell.label());
         for &s in servers {
@@ -1449,6 +1441,15 @@ fn write_memory(md: &mut String, servers: &[(Srv, bool)], counts: &[Column], res
         }
         let _ = writeln!(md);
     }
+}
+
+/// The header of a table with one row per cell and one column per server.
+fn cell_by_server_header(md: &mut String, servers: &[Srv]) {
+    let _ = write!(md, "| cell |");
+    for s in servers {
+        let _ = write!(md, " {} |", s.label());
+    }
+    let _ = writeln!(md, "\n|{}", "---|".repeat(servers.len() + 1));
 }
 
 fn write_burst(md: &mut String, res: &[(Srv, std::result::Result<Burst, String>)]) {
