@@ -19,7 +19,8 @@ usage: cargo xtask <task> [args]
 
 tasks:
   ci        the interop peers, browser setup (Chromium + chromedriver, for tests/chat_browser.rs),
-            cargo test --workspace, ws-tokio's metrics test, then `interop`,
+            cargo test --workspace, bench/coming-from (the other libraries' snippets of
+            docs/coming-from.md), ws-tokio's metrics test, then `interop`,
             then `autobahn` (quick profile),
             then `perf-gate` (installs valgrind with apt-get as root, else skips it)
   autobahn  Autobahn|Testsuite, both roles  (cargo xtask autobahn --help)
@@ -146,6 +147,22 @@ fn ci(args: &[String]) -> Result {
                 util::step_status(
                     Command::new(util::cargo()).args(["test", "--workspace"]).current_dir(util::root()),
                     "cargo test --workspace",
+                )
+            }),
+        ),
+        // The other libraries' snippets of docs/coming-from.md, compiled against those crates
+        // in the benchmark workspace (the root one does not depend on them).
+        (
+            "cargo test (bench/coming-from)",
+            Box::new(|| {
+                let meta = util::Metadata::load()?;
+                util::step_status(
+                    Command::new(util::cargo())
+                        .args(["test", "-p", "ws-coming-from", "--manifest-path"])
+                        .arg(util::root().join("bench/Cargo.toml"))
+                        .arg("--target-dir")
+                        .arg(&meta.target_dir),
+                    "cargo test -p ws-coming-from (bench/)",
                 )
             }),
         ),
