@@ -1,5 +1,5 @@
-//! The core of the WebSocket echo load generator behind `ws bench` and `bench/loadgen`
-//! (`cargo xtask bench`); not published.
+//! The core of the WebSocket echo load generator behind `ws bench` (crate `ws-command`) and
+//! `bench/loadgen` (`cargo xtask bench`).
 //!
 //! Built to stay out of the way of the server it measures:
 //! - raw tokio TCP on a current-thread runtime (one core), the opening handshake written by hand;
