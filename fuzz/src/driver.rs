@@ -23,6 +23,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use ws_deflate::{PerMessageDeflate, PerMessageDeflateConfig};
 use ws_tokio::{BytesMut, CloseCode, Config, Message, Role, State, WebSocket};
 
+use crate::input::Input;
+
 /// How long an application or peer step may wait, picked by an argument byte.
 const WAITS: [Duration; 4] =
     [Duration::ZERO, Duration::from_millis(1), Duration::from_millis(100), Duration::from_secs(2)];
@@ -42,25 +44,9 @@ const PIPE: usize = 1024;
 /// Slack on top of `close_timeout` for the timer's millisecond granularity.
 const SLACK: Duration = Duration::from_millis(10);
 
-/// Reads the operations' bytes; past the end every read is zero.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        let (first, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        first
-    }
-
-    fn bytes(&mut self, n: usize) -> &[u8] {
-        let (taken, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        taken
-    }
-
-    fn wait(&mut self) -> Duration {
-        WAITS[usize::from(self.byte() & 3)]
-    }
+/// How long an operation waits, from one byte of the input.
+fn pick_wait(input: &mut Input<'_>) -> Duration {
+    WAITS[usize::from(input.byte() & 3)]
 }
 
 /// Runs `future` for at most `wait` (a zero wait polls it once); `None` if it did not finish.
@@ -184,7 +170,7 @@ async fn script(options: u8, more: u8, rest: &[u8]) -> Reached {
                 outbox.extend_from_slice(input.bytes(n));
             }
             2 => {
-                let wait = input.wait();
+                let wait = pick_wait(&mut input);
                 if !peer_ended && !outbox.is_empty() {
                     match within(wait, peer.write(&outbox)).await {
                         Some(Ok(n)) => drop(outbox.drain(..n)),
@@ -194,7 +180,7 @@ async fn script(options: u8, more: u8, rest: &[u8]) -> Reached {
                 }
             }
             3 => {
-                let wait = input.wait();
+                let wait = pick_wait(&mut input);
                 let n = (usize::from(input.byte()) * 64).min(read.len());
                 if let Some(Ok(n)) = within(wait, peer.read(&mut read[..n.max(1)])).await {
                     reached.peer_read += n;
@@ -204,9 +190,9 @@ async fn script(options: u8, more: u8, rest: &[u8]) -> Reached {
                 let _ = peer.shutdown().await;
                 peer_ended = true;
             }
-            5 => tokio::time::sleep(input.wait()).await,
+            5 => tokio::time::sleep(pick_wait(&mut input)).await,
             6 => {
-                let wait = input.wait();
+                let wait = pick_wait(&mut input);
                 let n = usize::from(input.byte());
                 let payload = input.bytes(n).to_vec();
                 if let Some(ws) = &mut ws {
@@ -218,7 +204,7 @@ async fn script(options: u8, more: u8, rest: &[u8]) -> Reached {
                 }
             }
             7 => {
-                let wait = input.wait();
+                let wait = pick_wait(&mut input);
                 if let Some(ws) = &mut ws {
                     match within(wait, ws.recv()).await {
                         Some(Ok(message)) => {
@@ -239,13 +225,13 @@ async fn script(options: u8, more: u8, rest: &[u8]) -> Reached {
                 }
             }
             8 => {
-                let wait = input.wait();
+                let wait = pick_wait(&mut input);
                 if let Some(ws) = &mut ws {
                     let _ = within(wait, ws.ping(None)).await;
                 }
             }
             9 => {
-                let wait = input.wait();
+                let wait = pick_wait(&mut input);
                 let code = CODES[usize::from(input.byte() % 8)];
                 if let Some(ws) = &mut ws {
                     let _ = within(wait, ws.close(CloseCode(code), "bye")).await;
@@ -258,7 +244,7 @@ async fn script(options: u8, more: u8, rest: &[u8]) -> Reached {
                 }
             }
             _ => {
-                let wait = input.wait();
+                let wait = pick_wait(&mut input);
                 let parts = [input.bytes(3).to_vec(), input.bytes(3).to_vec()];
                 if let Some(ws) = &mut ws {
                     let _ = within(wait, ws.send_fragmented(parts)).await;

@@ -5,6 +5,7 @@ pub mod deflate;
 pub mod driver;
 pub mod extensions;
 pub mod handshake;
+pub mod input;
 pub mod lifecycle;
 pub mod proto;
 pub mod replay;

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use ws_proto::{Buf, BytesMut, CloseCode, Closure, Config, Connection, Event, Message, Role, State};
 
+use crate::input::Input;
+
 /// Timeouts picked by byte 1: off, zero, short, long.
 pub const DURATIONS: [Option<Duration>; 4] =
     [None, Some(Duration::ZERO), Some(Duration::from_millis(5)), Some(Duration::from_secs(20))];
@@ -42,23 +44,6 @@ const STEPS: [Duration; 8] = [
 const MAX_SIZES: [Option<usize>; 4] = [None, Some(0), Some(125), Some(4096)];
 
 const CODES: [u16; 8] = [1000, 1001, 1002, 1005, 1006, 1011, 3000, 4999];
-
-/// Reads the operations' bytes; past the end every read is zero.
-struct Input<'a>(&'a [u8]);
-
-impl Input<'_> {
-    fn byte(&mut self) -> u8 {
-        let (first, rest) = self.0.split_first().map_or((0, &[][..]), |(b, r)| (*b, r));
-        self.0 = rest;
-        first
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let (taken, rest) = self.0.split_at(n.min(self.0.len()));
-        self.0 = rest;
-        taken.to_vec()
-    }
-}
 
 fn rank(state: State) -> u8 {
     match state {
@@ -142,7 +127,7 @@ pub fn run(data: &[u8]) {
         match op {
             0 => {
                 let n = usize::from(input.byte());
-                let payload = input.bytes(n);
+                let payload = input.bytes(n).to_vec();
                 let result = match String::from_utf8(payload) {
                     Ok(text) => conn.send_text(text),
                     Err(e) => conn.send_binary(e.into_bytes()),
@@ -151,7 +136,7 @@ pub fn run(data: &[u8]) {
             }
             1 => {
                 let n = usize::from(input.byte() % 130);
-                let result = conn.send_ping(input.bytes(n));
+                let result = conn.send_ping(input.bytes(n).to_vec());
                 assert!(open || result.is_err(), "a ping accepted while not open");
             }
             2 => {
@@ -177,7 +162,7 @@ pub fn run(data: &[u8]) {
             }
             5 => {
                 let n = usize::from(input.byte());
-                let payload = input.bytes(n);
+                let payload = input.bytes(n).to_vec();
                 let message = match String::from_utf8(payload) {
                     Ok(text) => Message::text(text),
                     Err(e) => Message::binary(e.into_bytes()),
@@ -189,7 +174,7 @@ pub fn run(data: &[u8]) {
             }
             6 => {
                 let arg = input.byte();
-                let payload = input.bytes(usize::from(arg % 8));
+                let payload = input.bytes(usize::from(arg % 8)).to_vec();
                 let _ = if arg & 0x80 == 0 { peer.send_ping(payload) } else { peer.send_pong(payload) };
                 drain(&mut peer, &mut to_conn);
             }
@@ -220,7 +205,7 @@ pub fn run(data: &[u8]) {
             }
             10 => {
                 let n = usize::from(input.byte() % 32);
-                conn_buf.extend_from_slice(&input.bytes(n));
+                conn_buf.extend_from_slice(input.bytes(n));
                 watch.tainted = true;
                 let _ = conn.receive(&mut conn_buf);
             }

@@ -12,6 +12,10 @@ mod proto;
 #[path = "../../../fuzz/src/lifecycle.rs"]
 mod lifecycle;
 
+#[allow(unreachable_pub, missing_docs, dead_code)]
+#[path = "../../../fuzz/src/input.rs"]
+mod input;
+
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../../fuzz/src/replay.rs"]
 mod replay;

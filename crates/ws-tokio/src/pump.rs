@@ -113,8 +113,6 @@ pub(crate) struct Pump<S> {
     /// a registered, unexpired timer is all there is to check.
     deadlines_changed: bool,
     idle: Option<IdleRelease>,
-    /// `close_timeout`, which also bounds the transport's shutdown.
-    close_timeout: Option<Duration>,
     /// When a transport shutdown that could not finish at once is given up (a TLS stream
     /// must write `close_notify`, and what it still buffers, to a peer that may never read).
     shutdown_by: Option<Instant>,
@@ -254,7 +252,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             sleep_registered: false,
             deadlines_changed: true,
             idle: config.idle_release.map(|after| IdleRelease { after, deadline: None, traffic: false }),
-            close_timeout: config.close_timeout,
             shutdown_by: None,
             pings: VecDeque::new(),
             ping_counter: 0,
@@ -569,7 +566,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if self.proto.closing_timed_out() {
             return true;
         }
-        let Some(limit) = self.close_timeout else { return false };
+        // `close_timeout` bounds the transport's shutdown too.
+        let Some(limit) = self.proto.config().close_timeout else { return false };
         let now = Instant::now();
         let by = *self.shutdown_by.get_or_insert_with(|| {
             self.deadlines_changed = true;

@@ -6,6 +6,10 @@
 #[path = "../../../fuzz/src/driver.rs"]
 mod driver;
 
+#[allow(unreachable_pub, missing_docs, dead_code)]
+#[path = "../../../fuzz/src/input.rs"]
+mod input;
+
 #[allow(unreachable_pub, dead_code)]
 #[path = "../../../fuzz/src/replay.rs"]
 mod replay;
