@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -848,45 +848,69 @@ fn memory_one(
     let server = Server::start(bins, srv, logs)?;
     std::thread::sleep(Duration::from_millis(300));
     let before = server.rss()?;
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(format!("ulimit -n {NOFILE} 2>/dev/null; exec \"$0\" \"$@\""));
-    cmd.arg(&bins.loadgen).args(["--addr", &format!("127.0.0.1:{}", server.port)]);
-    cmd.args(["--idle", &n.to_string(), "--size", "1024"]);
+    let mut args = vec!["--idle".to_owned(), n.to_string(), "--size".into(), "1024".into()];
     if deflate {
         // The memory figures keep the offer they were measured with before issue 22 (no inflate
         // window kept by the server between messages); browsers do keep one.
-        cmd.args(["--deflate", "--client-no-context-takeover"]);
+        args.extend(["--deflate".into(), "--client-no-context-takeover".into()]);
     }
     if !echo {
-        cmd.arg("--no-echo");
+        args.push("--no-echo".into());
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run loadgen: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    let ready = BufReader::new(stdout).read_line(&mut line).is_ok() && line.starts_with("READY");
-    let result = if ready {
-        std::thread::sleep(SETTLE);
-        server.rss().map(|after| (after as f64 - before as f64) / n as f64)
-    } else {
+    let result = match IdleLoad::start(bins, server.port, &args) {
+        Ok(_load) => {
+            std::thread::sleep(SETTLE);
+            server.rss().map(|after| (after as f64 - before as f64) / n as f64)
+        }
+        Err(e) => Err(format!("loadgen did not get {n} connections up: {e}")),
+    };
+    drop(server);
+    result
+}
+
+/// `ws-loadgen --idle`, started and past its `READY` line: its connections are open (and have
+/// echoed, unless asked not to). Dropping it kills it.
+struct IdleLoad(Child);
+
+impl IdleLoad {
+    /// Starts it with the fd limit raised and waits for `READY`; otherwise the error is its
+    /// stderr.
+    fn start(bins: &Bins, port: u16, args: &[String]) -> std::result::Result<Self, String> {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("ulimit -n {NOFILE} 2>/dev/null; exec \"$0\" \"$@\""));
+        cmd.arg(&bins.loadgen).args(["--addr", &format!("127.0.0.1:{port}")]).args(args);
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot run loadgen: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        if BufReader::new(stdout).read_line(&mut line).is_ok() && line.starts_with("READY") {
+            return Ok(Self(child));
+        }
         let _ = child.kill();
+        let _ = child.wait();
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
             let _ = std::io::Read::read_to_string(&mut e, &mut err);
         }
-        Err(format!("loadgen did not get {n} connections up: {}", err.trim()))
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"");
+        Err(err.trim().to_owned())
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    drop(server);
-    result
+
+    /// Closes its stdin: it closes every connection (1000) and exits.
+    fn close(mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for IdleLoad {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The burst: this many connections, each echoing this many different messages of this size
@@ -911,37 +935,25 @@ fn burst_one(bins: &Bins, srv: Srv, logs: &Path) -> std::result::Result<Burst, S
     let server = Server::start(bins, srv, logs)?;
     std::thread::sleep(Duration::from_millis(300));
     let before = server.rss()?;
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(format!("ulimit -n {NOFILE} 2>/dev/null; exec \"$0\" \"$@\""));
-    cmd.arg(&bins.loadgen).args(["--addr", &format!("127.0.0.1:{}", server.port)]);
-    cmd.args(["--idle", &BURST_CONNS.to_string(), "--burst", &BURST_ECHOES.to_string()]);
-    cmd.args(["--size", &BURST_SIZE.to_string(), "--deflate"]);
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run loadgen: {e}"))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    let ready = BufReader::new(stdout).read_line(&mut line).is_ok() && line.starts_with("READY");
-    let measured = if ready {
-        let peak = server.status("VmHWM")?;
-        std::thread::sleep(SETTLE);
-        let idle = server.rss()?;
-        // Closing stdin makes the load generator close every connection (1000) and exit.
-        drop(child.stdin.take());
-        let _ = child.wait();
-        std::thread::sleep(SETTLE);
-        Ok(Burst { before, peak, idle, closed: server.rss()? })
-    } else {
-        let _ = child.kill();
-        let _ = child.wait();
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    let args = [
+        "--idle".to_owned(),
+        BURST_CONNS.to_string(),
+        "--burst".into(),
+        BURST_ECHOES.to_string(),
+        "--size".into(),
+        BURST_SIZE.to_string(),
+        "--deflate".into(),
+    ];
+    let measured = match IdleLoad::start(bins, server.port, &args) {
+        Ok(load) => {
+            let peak = server.status("VmHWM")?;
+            std::thread::sleep(SETTLE);
+            let idle = server.rss()?;
+            load.close();
+            std::thread::sleep(SETTLE);
+            Ok(Burst { before, peak, idle, closed: server.rss()? })
         }
-        Err(format!("loadgen did not finish the burst: {}", err.trim()))
+        Err(e) => Err(format!("loadgen did not finish the burst: {e}")),
     };
     say(format!(
         "  {:<28} {}",
