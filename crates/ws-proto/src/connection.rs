@@ -818,8 +818,15 @@ impl Connection {
         if self.sending_fragmented {
             return Err(SendError::Fragmentation);
         }
+        if self.extensions.is_empty() {
+            // The payload is shared by every receiver: copied if small, never cloned to be
+            // dropped again (its reference count is one cache line for all of them).
+            let frame = message.plain();
+            let header = self.header_for(frame);
+            self.out.push_shared_frame(&header, &frame.payload);
+            return Ok(());
+        }
         let frame = match &self.shared_encoding {
-            _ if self.extensions.is_empty() => message.plain().clone(),
             Some(key) => message.form(key, &mut self.extensions).map_err(SendError::Extension)?,
             None => return self.write_frame(message.plain().clone()),
         };

@@ -36,6 +36,23 @@ impl Transmit {
     // instructions in the perf gate's send_small_batch).
     #[inline(always)]
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: Bytes) {
+        if self.push_header(header, &payload) {
+            self.payloads.push_back((self.tail.len(), payload));
+        }
+    }
+
+    /// Appends one frame whose payload is shared (a broadcast): copied like any small payload,
+    /// referenced (one reference count) only when it is large.
+    pub(crate) fn push_shared_frame(&mut self, header: &FrameHeader, payload: &Bytes) {
+        if self.push_header(header, payload) {
+            self.payloads.push_back((self.tail.len(), payload.clone()));
+        }
+    }
+
+    /// Appends the header and, when it goes in the tail (masked or small), the payload; returns
+    /// whether the payload must be queued as its own segment instead.
+    #[inline(always)]
+    fn push_header(&mut self, header: &FrameHeader, payload: &[u8]) -> bool {
         let head_len = match header.encode_short() {
             // The usual headers, stored whole (see `encode_short`).
             Some((word, 2)) => {
@@ -57,12 +74,14 @@ impl Transmit {
         if let Some(key) = header.mask {
             // Masking needs a private copy anyway: make it in the tail.
             let start = self.tail.len();
-            self.tail.put_slice(&payload);
+            self.tail.put_slice(payload);
             apply_mask(&mut self.tail[start..], key);
+            false
         } else if payload.len() <= INLINE_PAYLOAD_MAX {
-            self.tail.put_slice(&payload);
+            self.tail.put_slice(payload);
+            false
         } else {
-            self.payloads.push_back((self.tail.len(), payload));
+            true
         }
     }
 

@@ -350,7 +350,7 @@ impl<S> Cluster<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Cluster<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Cluster<S> {
     /// Sends `message` to everyone in `room` on every node, but `except` (the sender, usually):
     /// to this node's members at once (the returned [`Delivery`] counts them), and to the other
     /// nodes' members through one `PUBLISH`, queued without waiting.
@@ -530,7 +530,7 @@ struct Subscriber<S> {
     config: ClusterConfig,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Subscriber<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Subscriber<S> {
     async fn run(self, pubsub: PubSub) {
         let shared = &self.shared;
         let mut rooms_changed = shared.hub.watch_rooms();

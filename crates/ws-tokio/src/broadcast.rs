@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use ws_proto::{CloseCode, Message, PreparedMessage};
 
-use crate::driver::lock;
+use crate::driver::{Shared, lock};
 use crate::pump::{Offered, Pump};
 use crate::socket::WebSocket;
 use crate::split::{ReadHalf, WriteHalf};
@@ -57,7 +57,7 @@ impl BroadcastConfig {
 /// What became of one broadcast (or, from [`Broadcaster::totals`], of all of them so far).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Delivery {
-    /// Connections the message was queued on (and written to, as far as the socket took it).
+    /// Connections the message was queued on (written once the broadcasting task yields).
     pub delivered: usize,
     /// Full connections that were skipped ([`WhenFull::Skip`]).
     pub dropped: usize,
@@ -81,9 +81,11 @@ impl std::ops::AddAssign for Delivery {
 /// connection leaves when the member is dropped (or the connection is gone). A broadcast
 /// encodes the message once per distinct wire form (see [`PreparedMessage`]: once plain, once
 /// compressed for all connections that compress without context takeover with the same
-/// settings), queues it on each connection without waiting, and writes it out at once; a
-/// connection whose output is full is skipped or closed, as [`BroadcastConfig`] says. Cheap to
-/// clone: clones share the connections.
+/// settings) and queues it on each connection without waiting; a connection whose output is
+/// full is skipped or closed, as [`BroadcastConfig`] says. The frames are written by a task the
+/// broadcast spawns, as soon as the broadcasting task yields: each connection then gets every
+/// broadcast made meanwhile in one write (a tokio runtime is needed for that; without one, each
+/// broadcast writes before it returns). Cheap to clone: clones share the connections.
 ///
 /// ```no_run
 /// use ws_tokio::{Broadcaster, Message};
@@ -116,6 +118,10 @@ struct Inner<S> {
     /// Marked changed when a room gains its first member or loses its last one, for whoever
     /// mirrors the set of rooms elsewhere (ws-redis subscribes to their Redis channels).
     rooms_changed: watch::Sender<()>,
+    /// Connections with broadcast frames queued and not yet written, for the write task that
+    /// was spawned when the first of them came: frames are written once the broadcasting task
+    /// yields, so that a burst of broadcasts goes to each connection in one write.
+    unwritten: Mutex<Vec<Shared<S>>>,
 }
 
 struct Registry<S> {
@@ -161,7 +167,12 @@ impl<S> Broadcaster<S> {
             rooms: HashMap::new(),
             totals: Delivery::default(),
         };
-        let inner = Inner { config, registry: Mutex::new(registry), rooms_changed: watch::Sender::new(()) };
+        let inner = Inner {
+            config,
+            registry: Mutex::new(registry),
+            rooms_changed: watch::Sender::new(()),
+            unwritten: Mutex::new(Vec::new()),
+        };
         Self { inner: Arc::new(inner) }
     }
 
@@ -218,7 +229,7 @@ impl<S> Broadcaster<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Broadcaster<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Broadcaster<S> {
     /// Sends `message` to every member; see [`Broadcaster`].
     pub fn broadcast(&self, message: impl Into<Message>) -> Delivery {
         self.broadcast_prepared(&PreparedMessage::new(message))
@@ -227,13 +238,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Broadcaster<S> {
     /// Sends a message prepared once (to send it in several broadcasts) to every member.
     pub fn broadcast_prepared(&self, message: &PreparedMessage) -> Delivery {
         let mut registry = self.inner.registry.lock();
-        let config = self.inner.config;
-        let mut delivery = Delivery::default();
+        let mut offers = Offers::new(self.inner.config);
         for slot in registry.slots.iter().flatten() {
-            offer(&slot.connection, message, config, &mut delivery);
+            offers.offer(&slot.connection, message);
         }
-        registry.totals += delivery;
-        delivery
+        registry.totals += offers.delivery;
+        drop(registry);
+        offers.finish(&self.inner)
     }
 }
 
@@ -256,7 +267,7 @@ impl<S> Room<'_, S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Room<'_, S> {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Room<'_, S> {
     /// Sends `message` to everyone in the room.
     pub fn broadcast(&self, message: impl Into<Message>) -> Delivery {
         self.send(&PreparedMessage::new(message), None)
@@ -274,40 +285,86 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Room<'_, S> {
 
     fn send(&self, message: &PreparedMessage, except: Option<usize>) -> Delivery {
         let mut registry = self.hub.inner.registry.lock();
-        let config = self.hub.inner.config;
-        let mut delivery = Delivery::default();
+        let mut offers = Offers::new(self.hub.inner.config);
         let Registry { slots, rooms, .. } = &mut *registry;
         for &index in rooms.get(self.name).into_iter().flatten() {
             if Some(index) == except {
                 continue;
             }
             if let Some(slot) = &slots[index] {
-                offer(&slot.connection, message, config, &mut delivery);
+                offers.offer(&slot.connection, message);
             }
         }
-        registry.totals += delivery;
-        delivery
+        registry.totals += offers.delivery;
+        drop(registry);
+        offers.finish(&self.hub.inner)
     }
 }
 
-fn offer<S: AsyncRead + AsyncWrite + Unpin>(
-    connection: &Weak<Mutex<Pump<S>>>,
-    message: &PreparedMessage,
+/// One broadcast under way: what became of it so far, and the connections whose frames must be
+/// written.
+struct Offers<S> {
     config: BroadcastConfig,
-    delivery: &mut Delivery,
-) {
-    let Some(connection) = connection.upgrade() else {
-        delivery.closed += 1;
-        return;
-    };
-    let close = match config.when_full {
-        WhenFull::Skip => None,
-        WhenFull::Close(code) => Some(code),
-    };
-    match lock(&connection).offer(message, config.max_buffered, close) {
-        Offered::Delivered => delivery.delivered += 1,
-        Offered::Dropped => delivery.dropped += 1,
-        Offered::Closed => delivery.closed += 1,
+    delivery: Delivery,
+    to_write: Vec<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Offers<S> {
+    fn new(config: BroadcastConfig) -> Self {
+        Self { config, delivery: Delivery::default(), to_write: Vec::new() }
+    }
+
+    fn offer(&mut self, connection: &Weak<Mutex<Pump<S>>>, message: &PreparedMessage) {
+        let Some(connection) = connection.upgrade() else {
+            self.delivery.closed += 1;
+            return;
+        };
+        let close = match self.config.when_full {
+            WhenFull::Skip => None,
+            WhenFull::Close(code) => Some(code),
+        };
+        let offered = lock(&connection).offer(message, self.config.max_buffered, close);
+        match offered {
+            Offered::Delivered => self.delivery.delivered += 1,
+            Offered::DeliveredFirst => {
+                self.delivery.delivered += 1;
+                self.to_write.push(connection);
+            }
+            Offered::Dropped => self.delivery.dropped += 1,
+            Offered::Closed => self.delivery.closed += 1,
+        }
+    }
+
+    /// Hands the connections to write to the write task, spawning it if none is due; without
+    /// a runtime they are written at once.
+    fn finish(self, inner: &Arc<Inner<S>>) -> Delivery {
+        if self.to_write.is_empty() {
+            return self.delivery;
+        }
+        let mut unwritten = inner.unwritten.lock();
+        let spawn = unwritten.is_empty();
+        unwritten.extend(self.to_write);
+        drop(unwritten);
+        if spawn {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    let inner = inner.clone();
+                    runtime.spawn(async move { inner.write_unwritten() });
+                }
+                Err(_) => inner.write_unwritten(),
+            }
+        }
+        self.delivery
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
+    /// Writes the broadcast frames of every connection that has some unwritten.
+    fn write_unwritten(&self) {
+        let connections = std::mem::take(&mut *self.unwritten.lock());
+        for connection in &connections {
+            lock(connection).write_broadcasts();
+        }
     }
 }
 

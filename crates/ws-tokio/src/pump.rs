@@ -28,7 +28,11 @@ use crate::server::Shutdown;
 /// What became of a broadcast message offered to one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Offered {
+    /// Queued, behind other broadcast frames not yet written.
     Delivered,
+    /// Queued, the first since the connection's broadcast frames were last written: the
+    /// broadcaster must write them.
+    DeliveredFirst,
     Dropped,
     Closed,
 }
@@ -124,6 +128,9 @@ pub(crate) struct Pump<S> {
     wakers: Wakers,
     /// Application handles alive; when the last goes, an open connection closes with 1000.
     handles: usize,
+    /// Broadcast frames were queued and not yet written: a broadcaster's flush writes them,
+    /// together with any that follow before it runs.
+    broadcast_unwritten: bool,
     /// The transport failed: nothing more can be written.
     broken: bool,
     /// End of file was read.
@@ -268,6 +275,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
                 fresh: false,
             },
             handles: 0,
+            broadcast_unwritten: false,
             broken: false,
             read_closed: false,
             done: false,
@@ -799,8 +807,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     }
 
     /// Queues a broadcast message unless more than `limit` bytes (default: the write limit's high
-    /// mark) wait to be written already, and writes it at once: the broadcaster never waits for
-    /// a connection. A full connection is skipped, or closed with `close`.
+    /// mark) wait to be written already: the broadcaster never waits for a connection. A full
+    /// connection is skipped, or closed with `close`. The frame is not written here: the
+    /// broadcaster's [`write_broadcasts`](Self::write_broadcasts) writes it once the broadcasting
+    /// task yields, with whatever other broadcasts came meanwhile, in one write.
     pub(crate) fn offer(
         &mut self,
         message: &PreparedMessage,
@@ -810,7 +820,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if self.done || self.proto.state() != State::Open {
             return Offered::Closed;
         }
-        if self.buffered() > limit.unwrap_or(self.write_limit.high) {
+        let limit = limit.unwrap_or(self.write_limit.high);
+        if self.buffered() > limit && self.broadcast_unwritten {
+            // Full of frames never tried yet: the socket may well take them now.
+            self.write_broadcasts();
+        }
+        if self.buffered() > limit {
             let Some(code) = close else { return Offered::Dropped };
             tracing::debug!(%code, "broadcast: closing a connection that does not keep up");
             let _ = self.start_close(code, "");
@@ -825,8 +840,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if let Some(idle) = &mut self.idle {
             idle.traffic = true;
         }
+        if std::mem::replace(&mut self.broadcast_unwritten, true) {
+            Offered::Delivered
+        } else {
+            Offered::DeliveredFirst
+        }
+    }
+
+    /// Writes the broadcast frames queued since the last call (and anything else queued), as
+    /// far as the socket takes them; the driver, registered with the socket, writes the rest.
+    pub(crate) fn write_broadcasts(&mut self) {
+        self.broadcast_unwritten = false;
         self.write_inline();
-        Offered::Delivered
     }
 
     /// Writes everything queued; ready once it is written.

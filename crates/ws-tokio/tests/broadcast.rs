@@ -165,3 +165,35 @@ async fn watch_rooms_follows_the_set_of_rooms() {
     assert!(hub.rooms().is_empty());
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// Broadcasts made in one go (the broadcasting task does not yield between them) are queued
+/// and written together once it yields, in order; a connection whose queued but not yet written
+/// broadcasts pass `max_buffered` has them written rather than counted as full.
+#[tokio::test]
+async fn a_burst_of_broadcasts_is_written_together_and_in_order() {
+    let hub = Broadcaster::default();
+    let (server, base) = hub_server(ServerBuilder::new(), hub.clone()).await;
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        clients.push(ws_tokio::connect(&format!("{base}/r")).await.unwrap());
+    }
+    members(&hub, 3).await;
+    // 48 KiB in all: more than the default `max_buffered` (32 KiB) before the first write.
+    let messages: Vec<String> = (0..48).map(|i| format!("{i:04}{}", "x".repeat(1020))).collect();
+    for message in &messages {
+        let delivery = hub.broadcast(message.as_str());
+        assert_eq!((delivery.delivered, delivery.dropped, delivery.closed), (3, 0, 0));
+    }
+    for ws in &mut clients {
+        for message in &messages {
+            assert_eq!(ws.recv().await.unwrap(), Message::text(message.as_str()));
+        }
+    }
+    // Without a runtime (a plain thread), each broadcast writes before it returns.
+    let hub2 = hub.clone();
+    std::thread::spawn(move || assert_eq!(hub2.broadcast("from a thread").delivered, 3)).join().unwrap();
+    for ws in &mut clients {
+        assert_eq!(ws.recv().await.unwrap(), Message::text("from a thread"));
+    }
+    server.shutdown(Duration::from_secs(1)).await;
+}
