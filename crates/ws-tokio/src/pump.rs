@@ -11,6 +11,9 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
@@ -66,14 +69,56 @@ struct Wakers {
     recv: Option<Waker>,
     /// The application waiting for room in the write buffer, a flush, or the end.
     send: Option<Waker>,
-    /// The driver and the application take turns in one task (`serve`): wakes between the
-    /// two are then not needed. Instead `rewake` asks for another round of the driver,
-    /// `app_due` for another poll of the application, and `fresh` says the pump ran to the end
-    /// (the application drove it from `recv`) since the last round.
-    same_task: bool,
-    rewake: bool,
-    app_due: bool,
-    fresh: bool,
+    /// Set when the driver and the application take turns in one task (`serve`): wakes between
+    /// the two are then not needed, the task's loop reads the turns instead.
+    round: Option<Arc<Round>>,
+}
+
+/// The turns of a driver and an application that share one task (`serve`). Kept outside the
+/// connection's lock, so that the task's loop sees that nothing is due without taking it. Only
+/// that task reads or writes them (wakes from elsewhere are real wakes), hence `Relaxed`.
+#[derive(Debug, Default)]
+pub(crate) struct Round {
+    /// Another round of the driver is wanted.
+    rewake: AtomicBool,
+    /// The application has something new (a message, room to write, the end).
+    app_due: AtomicBool,
+    /// The pump ran to the end (the application drove it from `recv`) since the last round.
+    fresh: AtomicBool,
+}
+
+impl Round {
+    /// Whether the task can sleep: the pump ran to the end since the last round and nothing
+    /// asked for another. Starts the next round's bookkeeping either way.
+    // Loads and stores, never a swap: a swap is a locked instruction, as costly as the lock
+    // this saves, and only one task touches these anyway.
+    pub(crate) fn settled(&self) -> bool {
+        let fresh = take(&self.fresh);
+        let settled = fresh && !self.rewake.load(Relaxed);
+        if settled {
+            self.app_due.store(false, Relaxed);
+        }
+        settled
+    }
+
+    /// Whether the application is due for a poll (and no longer, once asked).
+    pub(crate) fn take_app_due(&self) -> bool {
+        take(&self.app_due)
+    }
+
+    fn ask_rewake(&self) {
+        self.rewake.store(true, Relaxed);
+    }
+}
+
+/// Reads and clears a flag that only one task touches.
+#[inline]
+fn take(flag: &AtomicBool) -> bool {
+    let set = flag.load(Relaxed);
+    if set {
+        flag.store(false, Relaxed);
+    }
+    set
 }
 
 impl Wakers {
@@ -81,11 +126,17 @@ impl Wakers {
     /// the driver's task, marks it due for the poll that follows the driver's round.
     fn wake_app(&mut self, waker: Option<Waker>) {
         let Some(waker) = waker else { return };
-        if self.same_task && waker.will_wake(&self.driver) {
-            self.app_due = true;
-        } else {
-            waker.wake();
+        match &self.round {
+            Some(round) if waker.will_wake(&self.driver) => round.app_due.store(true, Relaxed),
+            _ => waker.wake(),
         }
+    }
+
+    /// The round of the application's task, if the driver's caller polls the application in
+    /// the same task and `cx` is that task's.
+    #[inline]
+    fn same_task(&self, cx: &Context<'_>) -> Option<&Round> {
+        self.round.as_deref().filter(|_| self.driver.will_wake(cx.waker()))
     }
 }
 
@@ -162,27 +213,12 @@ impl<S> Pump<S> {
         self.handles += 1;
     }
 
-    /// The driver's caller polls the application right after it, in the same task.
-    pub(crate) fn set_same_task(&mut self) {
-        self.wakers.same_task = true;
-    }
-
-    /// One round of the driver for a caller that polls the application in the same task, before
-    /// it (`serve`): `None` when the pump ran to the end since the last round and nothing asked
-    /// for another. Returns the driver's state and whether the application has something new (a
-    /// message, room to write, the end).
-    pub(crate) fn poll_round(&mut self, cx: &mut Context<'_>) -> Option<(Poll<()>, bool)>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
-        if std::mem::take(&mut self.wakers.fresh) && !self.wakers.rewake {
-            // Driven to the end since the last round (by `recv`, or by that round itself), and
-            // nothing asked for more: the task can sleep.
-            self.wakers.app_due = false;
-            return None;
-        }
-        let driven = self.poll_drive(cx);
-        Some((driven, std::mem::take(&mut self.wakers.app_due)))
+    /// The driver's caller polls the application right after it, in the same task, and follows
+    /// their turns through the returned [`Round`].
+    pub(crate) fn share_task(&mut self) -> Arc<Round> {
+        let round = Arc::new(Round::default());
+        self.wakers.round = Some(round.clone());
+        round
     }
 
     /// One application handle went away; after the last, an open connection closes with 1000.
@@ -200,7 +236,9 @@ impl<S> Pump<S> {
         if self.proto.state() == State::Open {
             let _ = self.start_close(code, "");
         }
-        self.wakers.rewake = true;
+        if let Some(round) = &self.wakers.round {
+            round.ask_rewake();
+        }
     }
 
     /// Starts the closing handshake; its timer starts at the driver's next look at the deadlines.
@@ -212,8 +250,8 @@ impl<S> Pump<S> {
 
     /// Asks the driver to run: the application changed something it acts on.
     fn wake_driver(&mut self, cx: &Context<'_>) {
-        if self.wakers.same_task && self.wakers.driver.will_wake(cx.waker()) {
-            self.wakers.rewake = true;
+        if let Some(round) = self.wakers.same_task(cx) {
+            round.ask_rewake();
         } else {
             self.wakers.driver.wake_by_ref();
         }
@@ -265,15 +303,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
             latency: Duration::ZERO,
             keepalive_latency: None,
             shutdown: None,
-            wakers: Wakers {
-                driver: Waker::noop().clone(),
-                recv: None,
-                send: None,
-                same_task: false,
-                rewake: false,
-                app_due: false,
-                fresh: false,
-            },
+            wakers: Wakers { driver: Waker::noop().clone(), recv: None, send: None, round: None },
             handles: 0,
             broadcast_unwritten: false,
             broken: false,
@@ -312,8 +342,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
 
     /// Drives the connection: timers, output, input, until the transport is finished (`Ready`).
     pub(crate) fn poll_drive(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.wakers.rewake = false;
-        self.wakers.fresh = true;
+        if let Some(round) = &self.wakers.round {
+            round.rewake.store(false, Relaxed);
+            round.fresh.store(true, Relaxed);
+        }
         if self.done {
             return Poll::Ready(());
         }
@@ -383,8 +415,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
     /// Asks for another round of the driver right after this one (and after the application,
     /// when both share the task).
     fn again(&mut self, cx: &Context<'_>) {
-        if self.wakers.same_task {
-            self.wakers.rewake = true;
+        if let Some(round) = &self.wakers.round {
+            round.ask_rewake();
         } else {
             cx.waker().wake_by_ref();
         }
@@ -702,7 +734,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         if let Some(message) = self.next_message() {
             return Poll::Ready(Ok(self.taken(message, cx)));
         }
-        if self.wakers.same_task && self.wakers.driver.will_wake(cx.waker()) {
+        if self.wakers.same_task(cx).is_some() {
             // The driver shares this task: run it here (as a read on demand) rather than in
             // another round of the task's loop.
             let _ = self.poll_drive(cx);
@@ -779,7 +811,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         self.queue(frame)?;
         if self.queued() == 0 || !self.answering {
             self.write_inline();
-        } else if !self.wakers.rewake {
+        } else if !self.wakers.round.as_ref().is_some_and(|r| r.rewake.load(Relaxed)) {
             // Written when the burst is answered, or by the driver if the application turns
             // to something else first.
             self.wake_driver(cx);

@@ -891,7 +891,7 @@ where
     let id = ws.id();
     // This task closes the connection itself, with the code the handler's outcome calls for.
     let _held = driver.handle();
-    driver.lock().set_same_task();
+    let round = driver.lock().share_task();
     let mut handler = pin!(handler(ws));
     let mut running = true;
     poll_fn(|cx| {
@@ -916,13 +916,16 @@ where
                     driver.lock().close_after_handler(code);
                 }
             }
-            let Some((driven, app_due)) = driver.lock().poll_round(cx) else {
+            if round.settled() {
+                // Driven to the end since the last round (by `recv`, or by that round itself),
+                // and nothing asked for more: the task can sleep.
                 return Poll::Pending;
-            };
+            }
+            let driven = driver.lock().poll_drive(cx);
             if driven.is_ready() && !running {
                 return Poll::Ready(());
             }
-            handler_due = app_due;
+            handler_due = round.take_app_due();
         }
     })
     .await;
