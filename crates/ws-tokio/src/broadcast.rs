@@ -5,7 +5,8 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
 use ws_proto::{CloseCode, Message, PreparedMessage};
 
 use crate::driver::{Shared, lock};
@@ -118,10 +119,32 @@ struct Inner<S> {
     /// Marked changed when a room gains its first member or loses its last one, for whoever
     /// mirrors the set of rooms elsewhere (ws-redis subscribes to their Redis channels).
     rooms_changed: watch::Sender<()>,
-    /// Connections with broadcast frames queued and not yet written, for the write task that
-    /// was spawned when the first of them came: frames are written once the broadcasting task
-    /// yields, so that a burst of broadcasts goes to each connection in one write.
-    unwritten: Mutex<Vec<Shared<S>>>,
+    /// Connections with broadcast frames queued and not yet written, and the task that writes
+    /// them: frames are written once the broadcasting task yields, so that a burst of
+    /// broadcasts goes to each connection in one write.
+    unwritten: Mutex<Unwritten<S>>,
+}
+
+struct Unwritten<S> {
+    connections: Vec<Shared<S>>,
+    writer: Option<Writer>,
+}
+
+/// The write task of a broadcaster. It is woken rather than spawned per burst: a task woken
+/// from a worker runs on that worker right after the current task yields (tokio's LIFO slot),
+/// where a spawned one would be taken by an idle worker at once, before the burst is over.
+struct Writer {
+    wake: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl<S> Drop for Inner<S> {
+    fn drop(&mut self) {
+        // The write task ends when it finds the broadcaster gone.
+        if let Some(writer) = &self.unwritten.get_mut().writer {
+            writer.wake.notify_one();
+        }
+    }
 }
 
 struct Registry<S> {
@@ -171,7 +194,7 @@ impl<S> Broadcaster<S> {
             config,
             registry: Mutex::new(registry),
             rooms_changed: watch::Sender::new(()),
-            unwritten: Mutex::new(Vec::new()),
+            unwritten: Mutex::new(Unwritten { connections: Vec::new(), writer: None }),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -335,35 +358,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Offers<S> {
         }
     }
 
-    /// Hands the connections to write to the write task, spawning it if none is due; without
-    /// a runtime they are written at once.
+    /// Hands the connections to write to the write task, starting it if there is none (or its
+    /// runtime is gone); without a runtime they are written at once.
     fn finish(self, inner: &Arc<Inner<S>>) -> Delivery {
         if self.to_write.is_empty() {
             return self.delivery;
         }
         let mut unwritten = inner.unwritten.lock();
-        let spawn = unwritten.is_empty();
-        unwritten.extend(self.to_write);
-        drop(unwritten);
-        if spawn {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let inner = inner.clone();
-                    runtime.spawn(async move { inner.write_unwritten() });
-                }
-                Err(_) => inner.write_unwritten(),
+        let first = unwritten.connections.is_empty();
+        unwritten.connections.extend(self.to_write);
+        if !first {
+            // The write task is due already.
+            return self.delivery;
+        }
+        if let Some(writer) = unwritten.writer.as_ref().filter(|w| !w.task.is_finished()) {
+            writer.wake.notify_one();
+            return self.delivery;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let wake = Arc::new(Notify::new());
+                let task = runtime.spawn(write_task(Arc::downgrade(inner), wake.clone()));
+                wake.notify_one();
+                unwritten.writer = Some(Writer { wake, task });
+            }
+            Err(_) => {
+                drop(unwritten);
+                inner.write_unwritten();
             }
         }
         self.delivery
     }
 }
 
+/// Writes the broadcaster's unwritten frames whenever woken, until the broadcaster is gone.
+async fn write_task<S: AsyncRead + AsyncWrite + Unpin>(inner: Weak<Inner<S>>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        let Some(inner) = inner.upgrade() else { return };
+        inner.write_unwritten();
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Writes the broadcast frames of every connection that has some unwritten.
     fn write_unwritten(&self) {
-        let connections = std::mem::take(&mut *self.unwritten.lock());
-        for connection in &connections {
-            lock(connection).write_broadcasts();
+        let mut connections = std::mem::take(&mut self.unwritten.lock().connections);
+        for connection in connections.drain(..) {
+            lock(&connection).write_broadcasts();
+        }
+        // The list's memory serves the next burst, unless one has started a list of its own.
+        let mut unwritten = self.unwritten.lock();
+        if unwritten.connections.is_empty() {
+            unwritten.connections = connections;
         }
     }
 }

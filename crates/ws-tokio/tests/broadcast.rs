@@ -197,3 +197,32 @@ async fn a_burst_of_broadcasts_is_written_together_and_in_order() {
     }
     server.shutdown(Duration::from_secs(1)).await;
 }
+
+/// The broadcaster's write task lives as long as the broadcaster: dropping the last clone
+/// ends it.
+#[tokio::test]
+async fn the_write_task_ends_with_the_broadcaster() {
+    let acceptor = ServerBuilder::new().build().unwrap();
+    let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+    let (server, client) = tokio::join!(
+        acceptor.accept(server_io),
+        ClientBuilder::new().connect_with("ws://in-memory/", client_io)
+    );
+    let (server, mut client) = (server.unwrap(), client.unwrap());
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let hub: Broadcaster<tokio::io::DuplexStream> = Broadcaster::default();
+    let member = hub.join(&server);
+    let before = metrics.num_alive_tasks();
+    assert_eq!(hub.broadcast("one").delivered, 1);
+    assert_eq!(client.recv().await.unwrap(), Message::text("one"));
+    assert_eq!(metrics.num_alive_tasks(), before + 1, "the write task runs");
+    drop(member);
+    drop(hub);
+    for _ in 0..100 {
+        if metrics.num_alive_tasks() == before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("the write task outlived its broadcaster");
+}
