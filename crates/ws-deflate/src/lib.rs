@@ -1,5 +1,8 @@
 #![doc = include_str!("../README.md")]
-#![forbid(unsafe_code)]
+// Without the `zlib` feature the crate has no unsafe code at all. With it, the FFI to stock zlib
+// in `zlib.rs` is the one module allowed unsafe code (`deny` elsewhere).
+#![cfg_attr(not(feature = "zlib"), forbid(unsafe_code))]
+#![cfg_attr(feature = "zlib", deny(unsafe_code))]
 
 mod codec;
 mod config;
@@ -8,6 +11,9 @@ mod factory;
 mod history;
 mod params;
 mod shared;
+#[cfg(feature = "zlib")]
+#[allow(unsafe_code)]
+mod zlib;
 
 pub use config::ConfigError;
 pub use extension::{Memory, PARK_MAX, PerMessageDeflate, PerMessageDeflateConfig, WARM_UP_MESSAGES};

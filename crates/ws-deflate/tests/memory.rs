@@ -352,9 +352,11 @@ size_of::<PerMessageDeflate>() = {}",
     assert!(shared < 2048, "lean mode holds {shared} bytes per connection");
     assert!(shared_small < 2048, "lean mode holds {shared_small} bytes per connection");
     assert_eq!(shared, std::mem::size_of::<PerMessageDeflate>() as isize);
-    // The streams are counted once per thread, not per connection.
-    assert!(pool > 100 * 1024, "shared streams: {pool} bytes");
-    assert!(dedicated > 150 * 1024 && dedicated_small < dedicated);
+    // The streams are counted once per thread, not per connection. Stock zlib's (the `zlib`
+    // feature) are a quarter of zlib-rs's at 12/5.
+    let (pool_min, dedicated_min) = if cfg!(feature = "zlib") { (40, 40) } else { (100, 150) };
+    assert!(pool > pool_min * 1024, "shared streams: {pool} bytes");
+    assert!(dedicated > dedicated_min * 1024 && dedicated_small < dedicated);
     // During the warm-up a connection holds its struct and its histories (1 KiB each way here).
     assert!(dedicated_one < 4 * 1024, "dedicated after one message: {dedicated_one} bytes");
 }
