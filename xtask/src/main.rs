@@ -176,6 +176,17 @@ fn ci(args: &[String]) -> Result {
                 )
             }),
         ),
+        (
+            "cargo test (ws-deflate, feature zlib)",
+            Box::new(|| {
+                // The stock zlib engine is opt-in: tested here so that it cannot rot.
+                let args = ["test", "-p", "ws-deflate", "--features", "zlib"];
+                util::step_status(
+                    Command::new(util::cargo()).args(args).current_dir(util::root()),
+                    "cargo test -p ws-deflate --features zlib",
+                )
+            }),
+        ),
         ("cargo xtask interop", Box::new(|| interop::run(&[]))),
         ("cargo xtask autobahn", Box::new(autobahn::run_quick)),
         // Last: its release build then reuses the one of the examples above.
