@@ -98,6 +98,12 @@ const WORKLOADS: &[Workload] = &[
         setup: deflate_1k_decompress,
     },
     Workload {
+        name: "deflate_1k_shared_echo",
+        about: "PerMessageDeflate encode + decode of 1 KiB JSON-like in Memory::Shared (the thread's streams borrowed per message)",
+        iterations: 200,
+        setup: deflate_1k_shared_echo,
+    },
+    Workload {
         name: "deflate_64k_compress",
         about: "PerMessageDeflate::encode of 64 KiB JSON-like, no context takeover",
         iterations: 10,
@@ -439,6 +445,34 @@ fn deflate_1k_decompress(iterations: u32) -> Box<dyn FnMut()> {
     Box::new(move || {
         let out = decompress(&mut rx, black_box(&compressed[i]));
         assert!(out == messages[i % messages.len()], "deflate_1k_decompress: round trip");
+        i += 1;
+    })
+}
+
+/// A lean-mode connection echoing: each message borrows the thread's compressor, then its
+/// decompressor, and gives them back.
+fn deflate_1k_shared_echo(_: u32) -> Box<dyn FnMut()> {
+    let messages = messages_1k();
+    let lean = || {
+        // As the factories negotiate lean mode: no context takeover either way.
+        PerMessageDeflate::new(PerMessageDeflateConfig {
+            local_no_context_takeover: true,
+            remote_no_context_takeover: true,
+            compression_threshold: Some(0),
+            memory: ws_deflate::Memory::Shared,
+            ..Default::default()
+        })
+        .expect("a valid deflate config")
+    };
+    let (mut tx, mut rx) = (lean(), lean());
+    for data in messages.iter().take(WARM_UP) {
+        decompress(&mut rx, &compress(&mut tx, data));
+    }
+    let mut i = WARM_UP;
+    Box::new(move || {
+        let data = &messages[i % messages.len()];
+        let out = decompress(&mut rx, &compress(&mut tx, black_box(data)));
+        assert!(out == *data, "deflate_1k_shared_echo: round trip");
         i += 1;
     })
 }

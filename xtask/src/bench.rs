@@ -5,7 +5,7 @@
 //! The load generator (`bench/loadgen`) and the peer servers (`bench/peers`) live in a separate
 //! cargo workspace under `bench/`, so that `cargo test --workspace` never builds the peers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -295,6 +295,30 @@ impl Server {
     /// VmRSS in bytes, from /proc.
     fn rss(&self) -> Result<u64> {
         self.status("VmRSS")
+    }
+
+    /// VmRSS once it has settled: `SETTLE` from now, and then until it has moved by at most
+    /// `STEADY_SLACK` over `STEADY_FOR` (at most `STEADY_MAX` more). An allocator that gives
+    /// memory back on a timer (jemalloc's decay) is otherwise read in the middle of it: measured,
+    /// ws with jemalloc still fell from 30-40 to 15 KiB per connection between 3 and 4 s after
+    /// a burst, in steps a quarter to one second apart.
+    fn settled_rss(&self) -> Result<u64> {
+        std::thread::sleep(SETTLE);
+        let start = Instant::now();
+        let mut window = VecDeque::new();
+        loop {
+            let now = Instant::now();
+            window.push_back((now, self.rss()?));
+            while window.front().is_some_and(|&(at, _)| now - at > STEADY_FOR) {
+                window.pop_front();
+            }
+            let (lo, hi) = window.iter().fold((u64::MAX, 0), |(lo, hi), &(_, v)| (lo.min(v), hi.max(v)));
+            let full = window.front().is_some_and(|&(at, _)| now - at >= STEADY_FOR - STEADY_STEP);
+            if (full && hi - lo <= STEADY_SLACK) || now - start >= STEADY_MAX {
+                return Ok(window.back().map_or(hi, |&(_, v)| v));
+            }
+            std::thread::sleep(STEADY_STEP);
+        }
     }
 
     /// A size from /proc/PID/status (VmRSS, VmHWM...), in bytes.
@@ -817,6 +841,13 @@ type MemResults = BTreeMap<(Srv, Column), std::result::Result<f64, String>>;
 /// How long connections stay quiet before the RSS is read: longer than ws's `idle_release`
 /// (1 s), so that every server is measured in its idle state.
 const SETTLE: Duration = Duration::from_secs(3);
+/// After `SETTLE`, the burst's readings wait until the RSS holds still (`Server::settled_rss`):
+/// within this many bytes over `STEADY_FOR`, sampled every `STEADY_STEP`, for at most
+/// `STEADY_MAX`.
+const STEADY_SLACK: u64 = 64 << 10;
+const STEADY_FOR: Duration = Duration::from_secs(2);
+const STEADY_STEP: Duration = Duration::from_millis(250);
+const STEADY_MAX: Duration = Duration::from_secs(10);
 
 fn run_memory(bins: &Bins, servers: &[(Srv, bool)], counts: &[Column], logs: &Path) -> MemResults {
     let mut res = MemResults::new();
@@ -925,9 +956,9 @@ struct Burst {
     before: u64,
     /// The peak (VmHWM) during the burst.
     peak: u64,
-    /// `SETTLE` after the last echo, every connection still open and quiet.
+    /// Settled (`Server::settled_rss`) after the last echo, every connection still open and quiet.
     idle: u64,
-    /// `SETTLE` after every connection closed.
+    /// Settled after every connection closed.
     closed: u64,
 }
 
@@ -947,11 +978,9 @@ fn burst_one(bins: &Bins, srv: Srv, logs: &Path) -> std::result::Result<Burst, S
     let measured = match IdleLoad::start(bins, server.port, &args) {
         Ok(load) => {
             let peak = server.status("VmHWM")?;
-            std::thread::sleep(SETTLE);
-            let idle = server.rss()?;
+            let idle = server.settled_rss()?;
             load.close();
-            std::thread::sleep(SETTLE);
-            Ok(Burst { before, peak, idle, closed: server.rss()? })
+            Ok(Burst { before, peak, idle, closed: server.settled_rss()? })
         }
         Err(e) => Err(format!("loadgen did not finish the burst: {e}")),
     };
@@ -1469,8 +1498,9 @@ fn write_burst(md: &mut String, res: &[(Srv, std::result::Result<Burst, String>)
         md,
         "\n### Memory after a busy burst\n\n{BURST_CONNS} connections, compressed (the client keeps its context, as \
          browsers do), each echo {BURST_ECHOES} different {} JSON-like messages, 8 in flight, all at once. Server \
-         VmRSS before they open; its peak (VmHWM) during the burst; {s} s after the last echo, every connection \
-         open and quiet; {s} s after all closed (with 1000). Targets for ws at the defaults: peak ≤ 64 KiB per \
+         VmRSS before they open; its peak (VmHWM) during the burst; after the last echo, every connection \
+         open and quiet; after all closed (with 1000). Both read {s} s after, and then once the RSS has held \
+         within 64 KiB for 2 s (at most 10 s more). Targets for ws at the defaults: peak ≤ 64 KiB per \
          connection, idle ≤ 16 KiB per connection, after close ≤ 1.10× the RSS before.\n",
         fmt_size(BURST_SIZE),
         s = SETTLE.as_secs()

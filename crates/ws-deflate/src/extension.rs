@@ -58,8 +58,9 @@ pub enum Memory {
     ///
     /// The cost is compression ratio and CPU. Each message is compressed alone (see "When
     /// compression pays"), and the shared compressor's 128 KiB hash table is cleared after every
-    /// message. [`release_thread_streams`](crate::release_thread_streams) frees a thread's
-    /// streams.
+    /// message. The threads' streams are freed when no connection is busy any more (every one
+    /// released its memory or was dropped); [`release_thread_streams`](crate::release_thread_streams)
+    /// frees a thread's streams at any time.
     Shared,
 }
 
@@ -192,6 +193,9 @@ pub struct PerMessageDeflate {
     /// The compressed message being received, while it is small: what lets an idle connection
     /// free its decompressor in the middle of a message (see [`PARK_MAX`]).
     replay: Option<Box<Replay>>,
+    /// Held from the first compressed message until the connection releases its memory (or is
+    /// dropped): while no connection holds one, the threads' shared streams are freed.
+    user: Option<shared::User>,
 }
 
 /// What re-creates the decompressor of an unfinished compressed message: a new stream primed
@@ -263,6 +267,7 @@ impl PerMessageDeflate {
             sent_messages: 0,
             received_messages: 0,
             replay: None,
+            user: None,
         })
     }
 
@@ -280,6 +285,7 @@ impl PerMessageDeflate {
     /// borrowed from the thread until the message ends.
     fn compress(&mut self, payload: &[u8], fin: bool) -> Result<Bytes, ExtensionError> {
         let PerMessageDeflateConfig { local_max_window_bits, level, mem_level, memory, .. } = self.config;
+        self.user.get_or_insert_with(shared::User::new);
         let key = CompressorKey::new(local_max_window_bits, level, mem_level);
         let mut compressor = match self.compressor.take() {
             Some(compressor) => compressor,
@@ -327,6 +333,7 @@ impl PerMessageDeflate {
         fin: bool,
         max_size: Option<usize>,
     ) -> Result<Bytes, ExtensionError> {
+        self.user.get_or_insert_with(shared::User::new);
         let first = self.receiving != Message::Compressed;
         if first {
             self.replay = None;
@@ -515,6 +522,9 @@ impl Extension for PerMessageDeflate {
     /// goes, and the next fragment rebuilds it by inflating that input again. So a peer that
     /// sends a first fragment and then nothing pins a few bytes, not a 46 KiB decompressor. A
     /// bigger unfinished message keeps its stream: its peer sent more than the stream costs.
+    ///
+    /// When the last busy connection of the process releases its memory (or is dropped), the
+    /// streams every thread keeps to lend ([`Memory::Shared`], and the warm-up) are freed too.
     fn release_memory(&mut self) {
         if self.sending != Message::Compressed {
             self.compressor = None;
@@ -538,6 +548,10 @@ impl Extension for PerMessageDeflate {
                     shared::give_decompressor(decompressor);
                 }
             }
+        }
+        // Idle, and holding nothing of the threads' pools: it no longer keeps them alive.
+        if !self.borrowed.compressor && !self.borrowed.decompressor {
+            self.user = None;
         }
     }
 }

@@ -66,6 +66,24 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// A connection kept busy for a test's duration. The threads' shared streams are freed whenever
+/// no connection is busy, on whatever thread that happens, and this allocator counts per
+/// thread: without it, a connection that another test drops could free this test's pool in the
+/// middle of a measurement, or this test's pool could go with its own connections.
+fn pools_kept() -> PerMessageDeflate {
+    let mut keeper = PerMessageDeflate::new(PerMessageDeflateConfig {
+        local_no_context_takeover: true,
+        remote_no_context_takeover: true,
+        compression_threshold: Some(0),
+        memory: Memory::Shared,
+        ..Default::default()
+    })
+    .expect("config");
+    let mut frame = Frame::new(OpCode::Text, "busy", true);
+    keeper.encode(&mut frame).expect("encode");
+    keeper
+}
+
 /// Runs `f` and returns its result with the bytes it left allocated, its peak and its
 /// allocation count.
 fn measure<T>(f: impl FnOnce() -> T) -> (T, isize, isize, usize) {
@@ -127,6 +145,7 @@ fn connection_bytes(bits: u8, mem_level: u8, message: &'static [u8]) -> isize {
 
 #[test]
 fn memory_per_connection_table() {
+    let _busy = pools_kept();
     let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
     let mut table = vec![];
     for bits in 9..=15u8 {
@@ -212,6 +231,7 @@ fn released_bytes(config: PerMessageDeflateConfig, messages: usize, message: &'s
 
 #[test]
 fn release_memory_keeps_only_the_history() {
+    let _busy = pools_kept();
     let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
     let struct_size = std::mem::size_of::<PerMessageDeflate>() as isize;
     println!("\n| window bits | after 1 message each way | after 100 | no context takeover |");
@@ -319,6 +339,7 @@ fn shared_streams_bytes(config: PerMessageDeflateConfig, message: &'static [u8])
 
 #[test]
 fn memory_per_connection_by_mode() {
+    let _busy = pools_kept();
     let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
     let kib = |b: isize| format!("{:.1} KiB", b as f64 / 1024.0);
     let busy = usize::from(ws_deflate::WARM_UP_MESSAGES) + 1;
@@ -375,6 +396,7 @@ fn bomb(mib: usize) -> Bytes {
 
 #[test]
 fn a_1_gib_bomb_never_allocates_more_than_max_size() {
+    let _busy = pools_kept();
     let small = bomb(2);
     let mut rx = pair(15, 8).0;
     let mut frame = Frame::new(OpCode::Binary, small, true);
@@ -398,6 +420,7 @@ fn a_1_gib_bomb_never_allocates_more_than_max_size() {
 
 #[test]
 fn no_allocation_per_message_in_steady_state() {
+    let _busy = pools_kept();
     let message: &'static [u8] = Box::leak(json(1024).into_boxed_slice());
     for (no_context_takeover, memory) in
         [(false, Memory::Dedicated), (true, Memory::Dedicated), (true, Memory::Shared)]
@@ -492,6 +515,7 @@ fn unfinished_bytes(
 /// replays the message so far. Printed with `--nocapture`.
 #[test]
 fn unfinished_compressed_messages_are_parked() {
+    let _busy = pools_kept();
     let small = b"hello!";
     let big = json(10 * 1024);
     let busy = usize::from(ws_deflate::WARM_UP_MESSAGES) + 1;

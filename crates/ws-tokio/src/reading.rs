@@ -1,7 +1,8 @@
 //! The read buffer and how much room each read gets.
 
-use std::cell::Cell;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
@@ -16,12 +17,73 @@ const READ_CHUNK_MAX: usize = 64 * 1024;
 /// The most room made ahead for a large frame: ws-proto's own reserve-ahead bound (1 MiB).
 const FRAME_ROOM_MAX: usize = (1 << 20) + MAX_HEADER_LEN;
 
+/// One spare read buffer per thread, passed from the connection whose read just found nothing
+/// to the next one that reads: a busy server then neither allocates a buffer per burst nor
+/// reads into one the allocator has let go cold, and a quiet connection still holds none.
+///
+/// It is a cache: once no connection is reading (every one went idle, see
+/// [`ReadBuffer::release`], or was dropped), every thread's spare is freed by the connection
+/// that was last, on its own thread. An idle worker thread cannot be asked to free its own, so
+/// each spare sits behind a mutex and a registry lists them. Otherwise only its own thread
+/// locks a spare, with `try_lock`: a read never waits (it allocates, in the rare moment the
+/// spares are being freed).
+type Spare = Arc<Mutex<Option<BytesMut>>>;
+
 thread_local! {
-    /// One spare read buffer per thread, passed from the connection whose read just found
-    /// nothing to the next one that reads: a busy server then neither allocates a buffer per
-    /// burst nor reads into one the allocator has let go cold, and a quiet connection still
-    /// holds none.
-    static SPARE_READ_BUF: Cell<Option<BytesMut>> = const { Cell::new(None) };
+    static SPARE_READ_BUF: Spare = register_spare();
+}
+
+/// Every thread's spare; entries of threads that ended are dropped when a thread registers.
+static SPARES: Mutex<Vec<Weak<Mutex<Option<BytesMut>>>>> = Mutex::new(Vec::new());
+
+/// Connections that read since they were last idle: while there is none, no spare is kept.
+static READING: AtomicUsize = AtomicUsize::new(0);
+
+fn register_spare() -> Spare {
+    let spare = Spare::default();
+    let mut spares = SPARES.lock().unwrap_or_else(PoisonError::into_inner);
+    spares.retain(|s| s.strong_count() > 0);
+    spares.push(Arc::downgrade(&spare));
+    spare
+}
+
+/// This thread's spare, if it has one (and is not being freed).
+fn take_spare() -> Option<BytesMut> {
+    SPARE_READ_BUF.try_with(|spare| spare.try_lock().ok()?.take()).ok().flatten()
+}
+
+/// Makes `buf` this thread's spare, freeing the previous one.
+fn keep_spare(buf: BytesMut) {
+    let previous = SPARE_READ_BUF.try_with(|spare| spare.try_lock().ok()?.replace(buf)).ok().flatten();
+    // Freed outside the lock.
+    drop(previous);
+}
+
+/// A connection that is reading (held from its first read until it goes idle): the last one to
+/// let go frees every thread's spare.
+#[derive(Debug)]
+struct Reading(());
+
+impl Reading {
+    fn new() -> Self {
+        READING.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if READING.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let spares: Vec<Spare> = {
+                let spares = SPARES.lock().unwrap_or_else(PoisonError::into_inner);
+                spares.iter().filter_map(Weak::upgrade).collect()
+            };
+            for spare in spares {
+                let buf = spare.lock().unwrap_or_else(PoisonError::into_inner).take();
+                drop(buf);
+            }
+        }
+    }
 }
 
 /// The bytes read and not yet taken by the protocol, with the sizing of the next read.
@@ -37,11 +99,13 @@ pub(crate) struct ReadBuffer {
     was_full: bool,
     /// The room the last read had.
     last_room: usize,
+    /// Held while the connection reads, dropped when it goes idle: see [`SPARE_READ_BUF`].
+    reading: Option<Reading>,
 }
 
 impl ReadBuffer {
     pub(crate) fn new(leftover: BytesMut) -> Self {
-        Self { buf: leftover, room: READ_CHUNK, frame_room: 0, was_full: false, last_room: 0 }
+        Self { buf: leftover, room: READ_CHUNK, frame_room: 0, was_full: false, last_room: 0, reading: None }
     }
 
     /// Reads once into the buffer: `Ok(0)` at end of file. When nothing is there to read and
@@ -51,6 +115,9 @@ impl ReadBuffer {
         io: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<usize>> {
+        if self.reading.is_none() {
+            self.reading = Some(Reading::new());
+        }
         // Room for a whole burst: a short read costs a syscall per few frames. When nothing
         // holds on to the buffer's earlier messages, `reserve` moves the partial frame back
         // to the start of the same storage instead of allocating. A large partial frame already
@@ -64,7 +131,7 @@ impl ReadBuffer {
         }
         if needs_room {
             if self.buf.capacity() == 0 {
-                if let Some(buf) = SPARE_READ_BUF.take() {
+                if let Some(buf) = take_spare() {
                     // Its storage is reused in place unless messages read into it are still held.
                     self.buf = buf;
                 }
@@ -93,7 +160,7 @@ impl ReadBuffer {
         io: &mut S,
         cx: &mut Context<'_>,
     ) -> Poll<std::io::Result<usize>> {
-        let mut probe = SPARE_READ_BUF.take().unwrap_or_default();
+        let mut probe = take_spare().unwrap_or_default();
         probe.clear();
         if probe.capacity() < self.room {
             probe.reserve(self.room);
@@ -102,7 +169,7 @@ impl ReadBuffer {
         match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut probe) {
             Poll::Pending => {
                 if probe.capacity() <= READ_CHUNK_MAX {
-                    SPARE_READ_BUF.set(Some(probe));
+                    keep_spare(probe);
                 }
                 Poll::Pending
             }
@@ -123,15 +190,17 @@ impl ReadBuffer {
     fn give_up(&mut self) {
         let buf = std::mem::take(&mut self.buf);
         if buf.capacity() <= READ_CHUNK_MAX {
-            SPARE_READ_BUF.set(Some(buf));
+            keep_spare(buf);
         }
     }
 
-    /// Frees the buffer if it holds nothing.
+    /// Frees the buffer if it holds nothing; the connection is idle (or finished). If no other
+    /// connection is reading, every thread's spare buffer is freed too.
     pub(crate) fn release(&mut self) {
         if self.buf.is_empty() {
             self.buf = BytesMut::new();
         }
+        self.reading = None;
     }
 
     /// After the protocol took the complete frames of a read of `n` bytes: sizes the next read.
@@ -157,5 +226,71 @@ impl ReadBuffer {
                 self.frame_room = frame_len;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transport with nothing to read, ever.
+    struct Quiet;
+
+    impl AsyncRead for Quiet {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    /// A read that finds nothing: the connection's buffer becomes its thread's spare.
+    fn read_nothing(read: &mut ReadBuffer) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(read.poll_read(&mut Quiet, &mut cx).is_pending());
+    }
+
+    /// How many threads hold a spare buffer.
+    fn spares_held() -> usize {
+        let spares = SPARES.lock().unwrap_or_else(PoisonError::into_inner);
+        spares
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|spare| spare.lock().unwrap_or_else(PoisonError::into_inner).is_some())
+            .count()
+    }
+
+    // The only test here that reads: the count of reading connections is the process's.
+    #[test]
+    fn spares_are_freed_once_no_connection_reads() {
+        let mut busy = ReadBuffer::new(BytesMut::new());
+        read_nothing(&mut busy);
+        assert_eq!(spares_held(), 1);
+        let (ready, wait) = std::sync::mpsc::channel();
+        let (done, finish) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|scope| {
+            // Another worker thread: its connection reads, then goes idle; the thread stays.
+            scope.spawn(move || {
+                let mut quiet = ReadBuffer::new(BytesMut::new());
+                read_nothing(&mut quiet);
+                quiet.release();
+                let _ = ready.send(());
+                let _ = finish.recv();
+            });
+            wait.recv().expect("the other thread read");
+            // A connection still reads: both threads keep their spares.
+            assert_eq!(spares_held(), 2);
+            // The last reading connection goes idle: both spares are freed.
+            busy.release();
+            assert_eq!(spares_held(), 0);
+            // And when the last one is dropped.
+            read_nothing(&mut busy);
+            assert_eq!(spares_held(), 1);
+            drop(busy);
+            assert_eq!(spares_held(), 0);
+            drop(done);
+        });
     }
 }
