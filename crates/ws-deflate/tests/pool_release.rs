@@ -84,9 +84,10 @@ fn send(tx: &mut PerMessageDeflate, rx: &mut PerMessageDeflate, message: &[u8]) 
     assert_eq!(&frame.payload[..], message);
 }
 
-/// What one thread's pool holds after a message each way, at window 12 and memLevel 5: a
-/// compressor (zlib-rs's 128 KiB hash table alone) and a decompressor, with their buffers.
-const POOL_AT_LEAST: isize = 150 * 1024;
+/// Less than one thread's pool holds after a message each way, at window 12 and memLevel 5: a
+/// compressor and a decompressor with their buffers, about 240 KiB with zlib-rs (its hash table
+/// alone is 128 KiB) and 88 KiB with stock zlib (the `zlib` feature).
+const POOL_AT_LEAST: isize = 64 * 1024;
 /// Slack for what the test harness may allocate meanwhile.
 const SLACK: isize = 2 * 1024;
 
