@@ -5,7 +5,9 @@
 //! memory-lean mode: per-thread zlib streams, no context takeover. `--report-tasks` prints
 //! `tasks N` on stdout once a second, N being the runtime's live tasks (`cargo xtask soak`
 //! watches it for leaks). `--reuse-port` binds with `SO_REUSEPORT` (Unix), so that several
-//! processes can serve one port, the kernel spreading connections over them.
+//! processes can serve one port, the kernel spreading connections over them. With `RUST_LOG`
+//! set (`RUST_LOG=ws_tokio::pump=debug`: each connection's close code and cause), it logs to
+//! stderr.
 
 mod common;
 
@@ -28,6 +30,13 @@ async fn main() -> Result<(), common::Report> {
             "--report-tasks" => report_tasks = true,
             _ => addr = arg,
         }
+    }
+    // Logs only when asked (RUST_LOG=ws_tokio=debug, say): the benches read stderr.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
     }
     let echo = |mut ws: ws_tokio::WebSocket| async move {
         while let Ok(message) = ws.recv().await {

@@ -50,6 +50,11 @@ Builds the ws echo_server example, bench/loadgen and bench/peers (release), then
   --server-env K=V  set this environment variable for ws's servers (repeatable), e.g.
                   GLIBC_TUNABLES=glibc.malloc.arena_max=1 to measure an allocator setting
   --features F    build the ws echo_server with these cargo features (e.g. jemalloc)
+  --rows ROWS     scale part: only these rows, comma-separated, each `single:SERVER` (one
+                  server process) or `multi:SERVER` (100,000 over 6), SERVER being ws,
+                  ws-deflate, tokio-tungstenite, fastwebsockets, ratchet, ratchet-deflate,
+                  sockudo-ws or raw-tcp-echo; written to <target>/bench/scale-rows.md
+                  (e.g. `--only scale --rows multi:ws-deflate`)
   --out FILE      where the markdown goes (default docs/performance.md; the part between
                   <!-- bench:begin --> and <!-- bench:end --> is replaced, the rest kept)
   --no-build      use the binaries already built
@@ -460,6 +465,8 @@ struct Opts {
     duration: f64,
     warmup: f64,
     parts: Vec<String>,
+    /// `--rows`: the scale part's rows to run (all when empty).
+    rows: Vec<String>,
     out: Option<PathBuf>,
     build: bool,
     baseline: Option<PathBuf>,
@@ -477,6 +484,7 @@ pub fn run(args: &[String]) -> Result {
         duration: 0.0,
         warmup: 0.5,
         parts: vec!["throughput".into(), "deflate".into(), "memory".into(), "broadcast".into()],
+        rows: Vec::new(),
         out: None,
         build: true,
         baseline: None,
@@ -493,6 +501,7 @@ pub fn run(args: &[String]) -> Result {
             "--duration" => o.duration = val()?.parse().map_err(|e| format!("--duration: {e}"))?,
             "--only" => o.parts = val()?.split(',').map(str::to_owned).collect(),
             "--out" => o.out = Some(PathBuf::from(val()?)),
+            "--rows" => o.rows = val()?.split(',').map(str::to_owned).collect(),
             "--no-build" => o.build = false,
             "--baseline" => o.baseline = Some(PathBuf::from(val()?)),
             "--no-spin" => o.spin = false,
@@ -587,9 +596,15 @@ pub fn run(args: &[String]) -> Result {
             loadgen: bins.loadgen.clone(),
             peers: bins.peers.clone(),
         };
-        let out =
-            if o.quick { bench_target.join("scale-quick.md") } else { util::root().join("docs/scale.md") };
-        crate::bench_scale::run(&paths, o.quick, &logs, &out)?;
+        // Some rows only: their tables would replace the whole of docs/scale.md's.
+        let out = if !o.rows.is_empty() {
+            bench_target.join("scale-rows.md")
+        } else if o.quick {
+            bench_target.join("scale-quick.md")
+        } else {
+            util::root().join("docs/scale.md")
+        };
+        crate::bench_scale::run(&paths, o.quick, &o.rows, &logs, &out)?;
         if o.parts.iter().all(|p| p == "scale") {
             return Ok(());
         }

@@ -37,6 +37,10 @@ const SETTLE: Duration = Duration::from_millis(1500);
 /// The window over which the idle servers' CPU (keepalive pings) is measured; RSS is read at
 /// its end.
 const IDLE_WINDOW: Duration = Duration::from_secs(4);
+/// ws's default `ping_interval`. The rows over several processes (100,000 connections) wait
+/// until every connection has been pinged once, then measure the idle CPU over one interval:
+/// keepalive's whole cost, and the load generators shown answering pings while they hold.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
 /// Handshakes in progress at once per load-generator process.
 const CONCURRENCY: usize = 256;
 /// The probe's measured seconds.
@@ -62,6 +66,16 @@ impl Kind {
             Self::WsDeflate => "ws (deflate)",
             Self::Peer(label, ..) => label,
         }
+    }
+
+    /// The label as `--rows` names it: `ws-deflate`, `raw-tcp-echo`.
+    fn slug(self) -> String {
+        let s: String = self
+            .label()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+            .collect();
+        s.split('-').filter(|w| !w.is_empty()).collect::<Vec<_>>().join("-")
     }
 
     fn deflate(self) -> bool {
@@ -344,15 +358,19 @@ fn limits() -> String {
     )
 }
 
-/// Source addresses of load generator `k`: four in 127.(k+1).0.0/24 (4 × ~28,000 ports).
-fn sources(k: usize) -> Vec<String> {
-    (1..=4).map(|i| format!("127.{}.0.{i}", k + 1)).collect()
+/// Source addresses of load generator `k` in the `row`th row: four in 127.(k+1).(row+1).0/24
+/// (4 × ~28,000 ports). Each row has its own: the sockets of the rows before it linger in
+/// TIME_WAIT for 60 s (the load generator closes first), and binding to port 0 of an address
+/// whose ports they hold makes the kernel search for a free one, slowing the opening phase.
+fn sources(row: usize, k: usize) -> Vec<String> {
+    (1..=4).map(|i| format!("127.{}.{}.{i}", k + 1, row % 255 + 1)).collect()
 }
 
 /// Runs `conns` connections against `n_servers` processes of `kind` sharing one port, from
-/// `n_loadgens` load generators, and measures them.
+/// `n_loadgens` load generators, and measures them. `row` numbers the run (its source addresses).
 fn run_one(
     p: &Paths,
+    row_no: usize,
     kind: Kind,
     conns: usize,
     n_servers: usize,
@@ -375,10 +393,11 @@ fn run_one(
     let fds0: usize = servers.iter().map(Server::fds).sum();
 
     let mut holders = Vec::new();
+    let opening = Instant::now();
     for k in 0..n_loadgens {
         let share = conns / n_loadgens + usize::from(k < conns % n_loadgens);
         let log = logs.join(format!("scale-{name}-{conns}-loadgen{k}.log"));
-        holders.push(Holder::start(p, port, share, &sources(k), kind.deflate(), log)?);
+        holders.push(Holder::start(p, port, share, &sources(row_no, k), kind.deflate(), log)?);
     }
     let mut row =
         Row { label: kind.label().to_owned(), deflate: kind.deflate(), rss_before, ..Row::default() };
@@ -412,9 +431,18 @@ fn run_one(
         row.lost += v["lost"].as_u64().unwrap_or(0) as usize;
     }
     std::thread::sleep(SETTLE);
+    let window = if n_servers > 1 {
+        // The last connection opened `open_secs` after the start; a second's margin.
+        let all_pinged =
+            opening + Duration::from_secs_f64(row.open_secs) + PING_INTERVAL + Duration::from_secs(1);
+        std::thread::sleep(all_pinged.saturating_duration_since(Instant::now()));
+        PING_INTERVAL
+    } else {
+        IDLE_WINDOW
+    };
     let idle0 = sum(&|s| s.cpu())?;
-    std::thread::sleep(IDLE_WINDOW);
-    row.idle_cores = (sum(&|s| s.cpu())? - idle0) / IDLE_WINDOW.as_secs_f64();
+    std::thread::sleep(window);
+    row.idle_cores = (sum(&|s| s.cpu())? - idle0) / window.as_secs_f64();
     row.rss_idle = sum(&|s| s.rss().map(|r| r as f64))? as u64;
     row.slab = slab() - slab0;
     let fds: Vec<usize> = servers.iter().map(Server::fds).collect();
@@ -462,7 +490,8 @@ fn run_one(
 }
 
 /// `cargo xtask bench --only scale`: runs every row, writes the tables into `out`.
-pub fn run(p: &Paths, quick: bool, logs: &Path, out: &Path) -> Result {
+/// `rows` (`--rows`), when not empty, names the rows to run: `single:SLUG` or `multi:SLUG`.
+pub fn run(p: &Paths, quick: bool, rows_wanted: &[String], logs: &Path, out: &Path) -> Result {
     let started = Instant::now();
     let hard: u64 = Command::new("sh")
         .args(["-c", "ulimit -Hn"])
@@ -482,19 +511,41 @@ pub fn run(p: &Paths, quick: bool, logs: &Path, out: &Path) -> Result {
     let mut kinds = vec![Kind::Ws, Kind::WsDeflate];
     kinds.extend(if quick { &PEERS[..1] } else { &PEERS[..] });
     kinds.push(RAW);
+    let mut multi_kinds = vec![Kind::WsDeflate, Kind::Ws];
+    if !rows_wanted.is_empty() {
+        let all: Vec<Kind> = [Kind::Ws, Kind::WsDeflate].into_iter().chain(PEERS).chain([RAW]).collect();
+        for r in rows_wanted {
+            // Only ws's echo_server serves one port from several processes (--reuse-port).
+            let known = r.split_once(':').is_some_and(|(size, slug)| match size {
+                "single" => all.iter().any(|k| k.slug() == slug),
+                "multi" => slug == "ws" || slug == "ws-deflate",
+                _ => false,
+            });
+            if !known {
+                let slugs: Vec<String> = all.iter().map(|k| k.slug()).collect();
+                return Err(format!(
+                    "--rows {r}: expected single:SERVER ({}) or multi:ws / multi:ws-deflate",
+                    slugs.join(", ")
+                ));
+            }
+        }
+        let wanted = |size: &str, k: &Kind| rows_wanted.iter().any(|r| *r == format!("{size}:{}", k.slug()));
+        kinds = all.iter().copied().filter(|k| wanted("single", k)).collect();
+        multi_kinds = all.iter().copied().filter(|k| wanted("multi", k)).collect();
+    }
     let mut rows: Vec<(Kind, std::result::Result<Row, String>)> = Vec::new();
     for &kind in &kinds {
         say(format!("  {} x {single}", kind.label()));
-        let r = run_one(p, kind, single, 1, 1, logs);
+        let r = run_one(p, rows.len(), kind, single, 1, 1, logs);
         if let Err(e) = &r {
             say(format!("    {}: ERR {e}", kind.label()));
         }
         rows.push((kind, r));
     }
     let mut multi_rows = Vec::new();
-    for kind in [Kind::WsDeflate, Kind::Ws] {
+    for kind in multi_kinds {
         say(format!("  {} x {multi} over {n_multi} processes", kind.label()));
-        let r = run_one(p, kind, multi, n_multi, n_multi, logs);
+        let r = run_one(p, rows.len() + multi_rows.len(), kind, multi, n_multi, n_multi, logs);
         if let Err(e) = &r {
             say(format!("    {}: ERR {e}", kind.label()));
         }
@@ -503,31 +554,43 @@ pub fn run(p: &Paths, quick: bool, logs: &Path, out: &Path) -> Result {
 
     let mut md = String::new();
     let _ = writeln!(md, "## Results\n");
-    let cmd = if quick { "cargo xtask bench --only scale --quick" } else { "cargo xtask bench --only scale" };
+    let mut cmd = String::from("cargo xtask bench --only scale");
+    if quick {
+        cmd.push_str(" --quick");
+    }
+    if !rows_wanted.is_empty() {
+        let _ = write!(cmd, " --rows {}", rows_wanted.join(","));
+    }
     let _ = writeln!(md, "- Command: `{cmd}`; total {}.", fmt_dur(started.elapsed()));
     let _ = writeln!(md, "- Kernel limits: {}.", limits());
     let _ = writeln!(
         md,
         "- Servers: {SERVER_WORKERS} tokio workers each, `ulimit -n {NOFILE}`. Load: `ws-loadgen --hold` (one core each), \
-         {CONCURRENCY} handshakes in flight per process, source addresses 127.k.0.1–4, then one 1 KiB JSON echo per \
-         connection (compressed when negotiated), then {:.1} s idle, then the idle CPU over {} s, then RSS. Probe: one \
+         {CONCURRENCY} handshakes in flight per process, source addresses 127.k.r.1–4 (r: the row), then one 1 KiB JSON echo per \
+         connection (compressed when negotiated), then {:.1} s idle, then the idle CPU over {} s (100,000 rows: over {} s, once \
+         every connection has been pinged), then RSS. Probe: one \
          more connection, 20 B echoes one at a time for {PROBE_SECS} s, while all are held. Servers ping every 20 s \
          (ws's default; the peers do not), the load generators answer.",
         SETTLE.as_secs_f64(),
-        IDLE_WINDOW.as_secs()
+        IDLE_WINDOW.as_secs(),
+        PING_INTERVAL.as_secs()
     );
     let _ = writeln!(
         md,
         "- Measured, not extrapolated. RSS and CPU per handshake are steady; handshakes/s and the probe's latencies \
          depend on what else the machine runs (2 cores shared with the load generators)."
     );
-    write_table(&mut md, &format!("### {single} connections on one server process"), &rows, false);
-    write_table(
-        &mut md,
-        &format!("### {multi} connections over {n_multi} server processes (SO_REUSEPORT)"),
-        &multi_rows,
-        true,
-    );
+    if !rows.is_empty() {
+        write_table(&mut md, &format!("### {single} connections on one server process"), &rows, false);
+    }
+    if !multi_rows.is_empty() {
+        write_table(
+            &mut md,
+            &format!("### {multi} connections over {n_multi} server processes (SO_REUSEPORT)"),
+            &multi_rows,
+            true,
+        );
+    }
     write_output(out, &md)?;
     say(format!("bench: wrote {} ({})", out.display(), fmt_dur(started.elapsed())));
     Ok(())
@@ -597,12 +660,22 @@ fn write_table(
          descriptors, less those before). Server CPU per handshake = server \
          user + system CPU over the opening phase / held; the load generators' likewise (with theirs near the wall \
          time, they, not the server, set the handshake rate). Handshakes/s = held / the opening phase of the slowest load generator (they start together). \
-         Idle server CPU = cores used over {} s while all are idle (ws pings each connection every 20 s). Kernel slab = \
+         Idle server CPU = cores used over {} while all are idle (ws pings each connection every 20 s). Kernel slab = \
          growth of `Slab:` in /proc/meminfo / held: the client's and the server's socket together, machine-wide, so \
          other processes move it. \
          Conns per process = open descriptors of the least and most loaded server process. Targets: probe p99 < 5 ms; \
          100,000 with deflate within 1 GiB total; misses in **bold**.",
-        IDLE_WINDOW.as_secs()
+        if judged {
+            format!(
+                "{} s, starting once every connection had been pinged once (keepalive's whole cost)",
+                PING_INTERVAL.as_secs()
+            )
+        } else {
+            format!(
+                "{} s (these rows end before the first pings, 20 s after each connection opened)",
+                IDLE_WINDOW.as_secs()
+            )
+        }
     );
 }
 

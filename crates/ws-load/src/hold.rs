@@ -156,6 +156,11 @@ struct Shared {
     pongs: Cell<u64>,
     first_error: RefCell<Option<String>>,
     progress: Notify,
+    /// The opening phase: handshakes done, their latencies (100 ns units), and failures.
+    opened: Cell<usize>,
+    latencies: RefCell<Vec<u32>>,
+    open_failed: Cell<usize>,
+    open_error: RefCell<Option<String>>,
 }
 
 impl Shared {
@@ -196,45 +201,54 @@ pub async fn run_hold(
         pongs: Cell::new(0),
         first_error: RefCell::new(None),
         progress: Notify::new(),
+        opened: Cell::new(0),
+        latencies: RefCell::new(Vec::with_capacity(h.conns)),
+        open_failed: Cell::new(0),
+        open_error: RefCell::new(None),
     });
     let (go, go_rx) = watch::channel(false);
     let handshakes = Rc::new(Semaphore::new(h.concurrency.max(1)));
     let cpu0 = CpuTime::of("self");
     let start = Instant::now();
-    let mut opening = Vec::with_capacity(h.conns);
+    // Each task opens its connection and then holds it, reading from the moment its handshake
+    // is done: the server's keepalive clock starts then, whatever the other handshakes do.
+    let mut tasks = Vec::with_capacity(h.conns);
     for i in 0..h.conns {
         let source = (!h.sources.is_empty()).then(|| h.sources[i % h.sources.len()]);
-        let (o, handshakes) = (o.clone(), handshakes.clone());
-        opening.push(tokio::task::spawn_local(async move {
-            let _permit = handshakes.acquire().await.map_err(|e| e.to_string())?;
-            let t = Instant::now();
-            let (stream, neg, leftover) = open_from(&o, target, source).await?;
-            Ok::<_, String>((stream, neg, leftover, t.elapsed()))
+        let (o, handshakes, shared, go_rx) = (o.clone(), handshakes.clone(), shared.clone(), go_rx.clone());
+        tasks.push(tokio::task::spawn_local(async move {
+            let opened = {
+                let Ok(_permit) = handshakes.acquire().await else { return };
+                let t = Instant::now();
+                open_from(&o, target, source).await.map(|c| (c, t.elapsed()))
+            };
+            match opened {
+                Ok(((stream, neg, leftover), took)) => {
+                    shared.latencies.borrow_mut().push((took.as_nanos() / 100).min(u32::MAX as u128) as u32);
+                    shared.opened.set(shared.opened.get() + 1);
+                    shared.progress.notify_one();
+                    keep(stream, neg, leftover, shared, go_rx).await;
+                }
+                Err(e) => {
+                    shared.open_failed.set(shared.open_failed.get() + 1);
+                    shared.open_error.borrow_mut().get_or_insert(e);
+                    shared.progress.notify_one();
+                }
+            }
         }));
     }
-    let mut latencies = Vec::with_capacity(h.conns);
-    let (mut failed, mut first_error) = (0, None);
-    let mut tasks = Vec::with_capacity(h.conns);
-    for task in opening {
-        match task.await.map_err(|e| e.to_string()).and_then(|r| r) {
-            Ok((stream, neg, leftover, took)) => {
-                latencies.push((took.as_nanos() / 100).min(u32::MAX as u128) as u32);
-                let (shared, go_rx) = (shared.clone(), go_rx.clone());
-                tasks.push(tokio::task::spawn_local(keep(stream, neg, leftover, shared, go_rx)));
-            }
-            Err(e) => {
-                failed += 1;
-                first_error.get_or_insert(e);
-            }
-        }
+    while shared.opened.get() + shared.open_failed.get() < h.conns {
+        shared.progress.notified().await;
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu1 = CpuTime::of("self");
+    let conns = shared.opened.get();
+    let mut latencies = std::mem::take(&mut *shared.latencies.borrow_mut());
     latencies.sort_unstable();
     opened(&Opened {
-        conns: tasks.len(),
-        failed,
-        first_error,
+        conns,
+        failed: shared.open_failed.get(),
+        first_error: shared.open_error.borrow().clone(),
         secs,
         p50_us: percentile(&latencies, 0.5),
         p99_us: percentile(&latencies, 0.99),
@@ -246,7 +260,7 @@ pub async fn run_hold(
     let start = Instant::now();
     if h.echo {
         let _ = go.send(true);
-        while shared.echo_done.get() < tasks.len() {
+        while shared.echo_done.get() < conns {
             shared.progress.notified().await;
         }
     }
@@ -263,7 +277,7 @@ pub async fn run_hold(
         t.abort();
     }
     Ok(Held {
-        held: tasks.len() - lost,
+        held: conns - lost,
         lost,
         pongs: shared.pongs.get(),
         first_error: shared.first_error.borrow().clone(),
@@ -334,6 +348,26 @@ fn frame_len(buf: &[u8]) -> Option<usize> {
     Some(usize::try_from(len).unwrap_or(usize::MAX).saturating_add(at + mask))
 }
 
+/// The code and reason of an unmasked close frame.
+fn close_reason(frame: &[u8]) -> String {
+    let len = frame.get(1).map_or(0, |b| usize::from(b & 0x7f));
+    let payload = frame.get(frame.len().saturating_sub(len)..).unwrap_or_default();
+    let code = payload.get(..2).map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
+    format!("{code} {}", String::from_utf8_lossy(payload.get(2..).unwrap_or_default()))
+}
+
+/// `" after a close frame: CODE REASON"` when a complete close frame is among the frames in
+/// `pending`, else nothing.
+fn close_after(pending: &mut Vec<u8>) -> String {
+    while let Some(len) = frame_len(pending).filter(|&len| len <= pending.len()) {
+        let frame: Vec<u8> = pending.drain(..len).collect();
+        if frame[0] & 0x0f == 8 {
+            return format!(" after a close frame: {}", close_reason(&frame));
+        }
+    }
+    String::new()
+}
+
 /// A frame this large cannot be the echo of a message the bench sends: the connection is lost.
 const MAX_FRAME: usize = 1 << 20;
 
@@ -351,6 +385,13 @@ async fn keep(
     let mut pending = leftover;
     let mut echo: Option<(EchoReader, tokio::sync::SemaphorePermit<'_>)> = None;
     let mut waiting_go = true;
+    // The echo slot is waited for as one more branch of the select, never on its own: with
+    // thousands of connections queued for a few hundred slots, a connection that stopped
+    // reading meanwhile would leave the server's keepalive ping unanswered past its timeout
+    // (issue 22: the lost connections of the 100,000-connection row).
+    let slot = shared.echo_slots.acquire();
+    tokio::pin!(slot);
+    let mut waiting_slot = false;
     let mut buf = [0u8; 512];
     let why = loop {
         let n = tokio::select! {
@@ -360,7 +401,12 @@ async fn keep(
                     continue;
                 }
                 waiting_go = false;
-                let Ok(permit) = shared.echo_slots.acquire().await else { break "closed".into() };
+                waiting_slot = true;
+                continue;
+            }
+            permit = &mut slot, if waiting_slot => {
+                waiting_slot = false;
+                let Ok(permit) = permit else { break "closed".into() };
                 let Some(neg) = neg.take() else { break "echo twice".into() };
                 echo = Some((EchoReader::new(shared.plan.clone(), neg), permit));
                 if let Err(e) = stream.write_all(shared.plan.frames_from(0, 1)).await {
@@ -393,16 +439,15 @@ async fn keep(
                     let mut pong = vec![0x8a, 0x80 | payload.len() as u8, 0, 0, 0, 0];
                     pong.extend_from_slice(payload);
                     if let Err(e) = stream.write_all(&pong).await {
-                        failed = Some(format!("pong: {e}"));
+                        // The server may have closed the connection after this ping (a
+                        // keepalive timeout): its close frame, if read, says why.
+                        failed = Some(format!("pong: {e}{}", close_after(&mut pending)));
                         break;
                     }
                     shared.pongs.set(shared.pongs.get() + 1);
                 }
                 8 => {
-                    let payload = &frame[frame.len() - (frame[1] & 0x7f) as usize..];
-                    let code = payload.get(..2).map_or(0, |c| u16::from_be_bytes([c[0], c[1]]));
-                    let reason = String::from_utf8_lossy(payload.get(2..).unwrap_or_default());
-                    failed = Some(format!("the server closed with {code} {reason}"));
+                    failed = Some(format!("the server closed with {}", close_reason(&frame)));
                     break;
                 }
                 10 => {}

@@ -103,3 +103,46 @@ fn connections_the_server_closes_are_counted_as_lost() {
     })
     .expect("runtime");
 }
+
+#[test]
+fn connections_waiting_for_an_echo_slot_still_answer_pings() {
+    ws_load::block_on(async {
+        // Each echo takes 300 ms and one connection echoes at a time (concurrency 1): the last
+        // of 4 waits about 900 ms for its turn, many times the 150 ms the server's keepalive
+        // allows a ping. Those waiting must keep reading (issue 22).
+        let server = ServerBuilder::new()
+            .ping_interval(Some(Duration::from_millis(50)))
+            .ping_timeout(Some(Duration::from_millis(100)))
+            .serve(
+                |mut ws| async move {
+                    while let Ok(message) = ws.recv().await {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        if ws.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                },
+                "127.0.0.1:0",
+            )
+            .await
+            .expect("bind");
+        let (o, mut h) = hold(&server, 4, true);
+        h.concurrency = 1;
+        let mut echoed = None;
+        let held = run_hold(
+            &o,
+            &h,
+            |_| {},
+            |x| echoed = Some(x.clone()),
+            std::future::ready(()),
+            tokio::time::sleep(Duration::from_millis(200)),
+        )
+        .await
+        .expect("hold");
+        let echoed = echoed.expect("echoed");
+        assert_eq!((echoed.echoed, echoed.lost), (4, 0), "{echoed:?}");
+        assert_eq!((held.held, held.lost), (4, 0), "{held:?}");
+        server.shutdown(Duration::from_secs(1)).await;
+    })
+    .expect("runtime");
+}

@@ -531,7 +531,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         self.read.release();
         self.metrics.finished(self.proto.close_code());
         self.wake_all();
-        tracing::debug!(code = ?self.proto.close_code(), "connection closed");
+        // The cause says why a connection this end failed (a keepalive timeout, say), which the
+        // code alone does not once the peer has gone without answering the close frame.
+        let cause = self.proto.closure().and_then(|c| c.cause.as_ref());
+        tracing::debug!(code = ?self.proto.close_code(), ?cause, "connection closed");
     }
 
     fn wake_all(&mut self) {
