@@ -68,6 +68,9 @@ async fn browser(driver: &Driver, chromium: &PathBuf) -> Client {
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync",
+                // Leaving a page must end it: Chromium 156 keeps a page left for about:blank in
+                // its back/forward cache, and the server heard nothing of it within the wait.
+                "--disable-features=BackForwardCache",
             ],
         }),
     );
