@@ -327,14 +327,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Room<'_, S> {
 /// One broadcast under way: what became of it so far, and the connections whose frames must be
 /// written.
 struct Offers<S> {
-    config: BroadcastConfig,
+    max_buffered: Option<usize>,
+    /// What a full connection is closed with (`None`: skipped).
+    close_when_full: Option<CloseCode>,
     delivery: Delivery,
     to_write: Vec<Shared<S>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Offers<S> {
     fn new(config: BroadcastConfig) -> Self {
-        Self { config, delivery: Delivery::default(), to_write: Vec::new() }
+        let close_when_full = match config.when_full {
+            WhenFull::Skip => None,
+            WhenFull::Close(code) => Some(code),
+        };
+        Self {
+            max_buffered: config.max_buffered,
+            close_when_full,
+            delivery: Delivery::default(),
+            to_write: Vec::new(),
+        }
     }
 
     fn offer(&mut self, connection: &Weak<Mutex<Pump<S>>>, message: &PreparedMessage) {
@@ -342,11 +353,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Offers<S> {
             self.delivery.closed += 1;
             return;
         };
-        let close = match self.config.when_full {
-            WhenFull::Skip => None,
-            WhenFull::Close(code) => Some(code),
-        };
-        let offered = lock(&connection).offer(message, self.config.max_buffered, close);
+        let offered = lock(&connection).offer(message, self.max_buffered, self.close_when_full);
         match offered {
             Offered::Delivered => self.delivery.delivered += 1,
             Offered::DeliveredFirst => {
@@ -403,14 +410,9 @@ async fn write_task<S: AsyncRead + AsyncWrite + Unpin>(inner: Weak<Inner<S>>, wa
 impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
     /// Writes the broadcast frames of every connection that has some unwritten.
     fn write_unwritten(&self) {
-        let mut connections = std::mem::take(&mut self.unwritten.lock().connections);
-        for connection in connections.drain(..) {
-            lock(&connection).write_broadcasts();
-        }
-        // The list's memory serves the next burst, unless one has started a list of its own.
-        let mut unwritten = self.unwritten.lock();
-        if unwritten.connections.is_empty() {
-            unwritten.connections = connections;
+        let connections = std::mem::take(&mut self.unwritten.lock().connections);
+        for connection in &connections {
+            lock(connection).write_broadcasts();
         }
     }
 }

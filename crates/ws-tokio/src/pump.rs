@@ -94,7 +94,7 @@ impl Round {
     // this saves, and only one task touches these anyway.
     pub(crate) fn settled(&self) -> bool {
         let fresh = take(&self.fresh);
-        let settled = fresh && !self.rewake.load(Relaxed);
+        let settled = fresh && !self.rewake_asked();
         if settled {
             self.app_due.store(false, Relaxed);
         }
@@ -108,6 +108,10 @@ impl Round {
 
     fn ask_rewake(&self) {
         self.rewake.store(true, Relaxed);
+    }
+
+    fn rewake_asked(&self) -> bool {
+        self.rewake.load(Relaxed)
     }
 }
 
@@ -814,7 +818,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Pump<S> {
         self.queue(frame)?;
         if self.queued() == 0 || !self.answering {
             self.write_inline();
-        } else if !self.wakers.round.as_ref().is_some_and(|r| r.rewake.load(Relaxed)) {
+        } else if !self.wakers.round.as_ref().is_some_and(|r| r.rewake_asked()) {
             // Written when the burst is answered, or by the driver if the application turns
             // to something else first.
             self.wake_driver(cx);
